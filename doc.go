@@ -1,0 +1,71 @@
+// Package hooks runs pre- and post-snapshot hooks around a snapshot: it
+// freezes or flushes a database, or runs an admin's scripts, just before a
+// filesystem is snapshotted and undoes it just after. It is a standalone port
+// of the hooks package of zrepl, with the same API, the same semantics and
+// the same environment for hook scripts, and with zrepl's defects fixed.
+//
+// # The model
+//
+// A Hook has two edges, Pre and Post. A Plan wraps the hooks of one
+// filesystem around a callback (the snapshot) as a stack:
+//
+//	Pre  hook 1 ───────────────────────────┐
+//	  Pre  hook 2 ───────────────┐         │
+//	    Callback (take snapshot) │         │
+//	  Post hook 2 ◄──────────────┘         │
+//	Post hook 1 ◄──────────────────────────┘
+//
+// Its report lists the 2n+1 steps in that order: pre[0..n-1], callback,
+// post[n-1..0]. The Pre and Post edge of a hook share a state map, so the
+// Pre edge can hand a resource (the locked database connection) to the Post
+// edge. Run executes the plan:
+//
+//   - Pre edges run in configuration order. A failing Pre edge of a hook
+//     whose ErrIsFatal is false is logged and the plan goes on, but that
+//     hook's Post edge is skipped (StepSkippedDueToPreErr).
+//   - A failing Pre edge of an err_is_fatal hook stops the Pre edges: the
+//     later hooks and the callback are skipped (StepSkippedDueToFatalErr),
+//     and the Post edges of the earlier hooks whose Pre succeeded still run.
+//     zrepl documents this but never runs them; here the stack unwinds.
+//   - Cancelling the ctx of Run before or during the Pre edges counts as a
+//     fatal error.
+//   - Otherwise the callback runs; its error does not stop the Post edges.
+//   - Post edges run in reverse order, for the hooks whose Pre edge
+//     succeeded. A Post error never stops another Post edge. Post edges run
+//     with a ctx that the caller's cancellation does not reach, bounded by
+//     each hook's timeout: cleanup happens on shutdown too.
+//   - A panic in a hook or in the callback fails its own step ("panic: ...")
+//     and the plan goes on.
+//   - A hook configured with post_on_pre_error runs its Post edge whenever
+//     its Pre edge ran, even if it failed.
+//
+// After Run, PlanReport.HadError tells whether any step failed and
+// PlanReport.HadFatalError whether the callback was skipped. Plan.Report may
+// be polled from any goroutine while Run works; it never waits for a hook.
+//
+// # Hook types
+//
+// CommandHook runs an executable with the zrepl environment (ZREPL_HOOKTYPE,
+// ZREPL_FS, ZREPL_SNAPNAME, ZREPL_DRYRUN, ZREPL_TIMEOUT) in a process group of
+// its own that is killed on timeout; PgChkptHook runs CHECKPOINT on a
+// PostgreSQL server before the snapshot; MySQLLockTables holds FLUSH TABLES
+// WITH READ LOCK on one pinned MySQL/MariaDB connection across the snapshot.
+// A CallbackHook is the step in the middle. Hook is an interface, so a
+// daemon can add its own kinds.
+//
+// # Use from a daemon
+//
+// Parse the hook list once, at config load, and make a plan per filesystem
+// and snapshot:
+//
+//	list, err := hooks.ListFromConfig(&cfg)                 // cfg: hooks.HookList, e.g. from ParseHookList
+//	fsHooks, err := list.CopyFilteredForFilesystem(fs)      // per filesystem
+//	cb := hooks.NewCallbackHookForFilesystem("snapshot", fs, takeSnapshot)
+//	plan, err := hooks.NewPlan(&fsHooks, hooks.PhaseSnapshot, cb,
+//		hooks.Env{hooks.EnvFS: fs.ToString(), hooks.EnvSnapshot: name})
+//	plan.Run(hooks.WithLogger(ctx, logger), dryRun)
+//	if rep := plan.Report(); rep.HadError() { ... rep.String() ... }
+//
+// Logging goes to the *slog.Logger carried by the ctx (WithLogger); without
+// one, nothing is logged. NewLogfmtHandler writes logfmt.
+package hooks

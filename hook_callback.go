@@ -1,0 +1,83 @@
+package hooks
+
+import (
+	"context"
+	"errors"
+)
+
+// HookJobCallback is the work a Plan wraps its hooks around, typically taking
+// the snapshot. It runs with the ctx given to Plan.Run.
+type HookJobCallback func(ctx context.Context) error
+
+// CallbackHook is the Callback step of a Plan: a HookJobCallback with a name.
+type CallbackHook struct {
+	cb            HookJobCallback
+	filter        Filter
+	displayString string
+}
+
+// NewCallbackHook returns a callback hook named displayString that runs cb and
+// reports filter as its Filesystems.
+func NewCallbackHook(displayString string, cb HookJobCallback, filter Filter) *CallbackHook {
+	return &CallbackHook{cb: cb, filter: filter, displayString: displayString}
+}
+
+// NewCallbackHookForFilesystem returns a callback hook named displayString
+// that runs cb and whose filter passes exactly fs.
+func NewCallbackHookForFilesystem(displayString string, fs *DatasetPath, cb HookJobCallback) *CallbackHook {
+	return NewCallbackHook(displayString, cb, exactFilter{fs})
+}
+
+// Filesystems returns the hook's filter.
+func (h *CallbackHook) Filesystems() Filter { return h.filter }
+
+// ErrIsFatal returns false: nothing runs after the callback that its error could stop.
+func (h *CallbackHook) ErrIsFatal() bool { return false }
+
+// String returns the display string.
+func (h *CallbackHook) String() string { return h.displayString }
+
+// Run calls the callback with ctx and reports its error. The edge, phase,
+// dry-run flag, env and state are not passed on: a callback that needs them
+// captures them itself. A nil callback is an error, not a panic.
+func (h *CallbackHook) Run(ctx context.Context, edge Edge, phase Phase, dryRun bool, extra Env, state map[interface{}]interface{}) HookReport {
+	if h.cb == nil {
+		return &CallbackHookReport{Name: h.displayString, Err: errors.New("no callback function")}
+	}
+	return &CallbackHookReport{Name: h.displayString, Err: h.cb(ctx)}
+}
+
+// CallbackHookReport is the report of a CallbackHook.
+type CallbackHookReport struct {
+	Name string
+	Err  error
+}
+
+// String is the name when the callback succeeded, else Error().
+func (r *CallbackHookReport) String() string {
+	if r.Err != nil {
+		return r.Error()
+	}
+	return r.Name
+}
+
+// HadError reports whether the callback returned an error.
+func (r *CallbackHookReport) HadError() bool { return r.Err != nil }
+
+// Error is "<name> error: <err>", or "" when the callback succeeded.
+func (r *CallbackHookReport) Error() string {
+	if r.Err == nil {
+		return ""
+	}
+	return r.Name + " error: " + r.Err.Error()
+}
+
+// exactFilter passes exactly one dataset.
+type exactFilter struct{ fs *DatasetPath }
+
+func (f exactFilter) Filter(p *DatasetPath) (bool, error) {
+	if p == nil {
+		return false, errors.New("filter: nil dataset path")
+	}
+	return f.fs != nil && f.fs.Equal(p), nil
+}

@@ -1,0 +1,357 @@
+package hooks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// MaxHookLogSizeDefault is how many bytes of a command hook's combined output
+// its report keeps: the last ones. The environment variable
+// ZREPL_MAX_HOOK_LOG_SIZE overrides it, as in zrepl, and so does
+// CommandHook.WithMaxLogSize.
+const MaxHookLogSizeDefault = 1 << 20
+
+// EnvMaxHookLogSize names the environment variable that overrides
+// MaxHookLogSizeDefault for the command hooks created after it is set.
+const EnvMaxHookLogSize = "ZREPL_MAX_HOOK_LOG_SIZE"
+
+// DefaultKillGrace is how long a command hook has to exit after SIGTERM
+// before its process group gets SIGKILL.
+const DefaultKillGrace = 5 * time.Second
+
+// CommandHook runs an executable for the Pre and Post edges.
+//
+// The executable at the hook's path runs directly, without a shell and
+// without arguments, in the working directory of the calling process, with
+// stdin from /dev/null and the environment of the calling process plus the
+// hook environment of NewHookEnv (ZREPL_HOOKTYPE, ZREPL_DRYRUN, ZREPL_TIMEOUT,
+// ZREPL_FS, ZREPL_SNAPNAME), which wins on a clash. It runs in a dry run
+// too, with ZREPL_DRYRUN=true: the script decides what a dry run means.
+//
+// The process runs in a process group of its own. When the timeout expires or
+// the ctx of Run is done, the whole group gets SIGTERM, and SIGKILL if the
+// main process has not exited after the kill grace period. When the main
+// process has exited, on its own or not, whatever is left of its group is
+// killed with SIGKILL: no process of the hook outlives its step (a process
+// that left the group, with setsid say, is beyond reach). Run waits at most
+// the kill grace period for the output pipes to close after that, so a
+// process that escaped the group while holding them cannot make it hang.
+//
+// Stdout and stderr are captured together, in the order they are read, into a
+// ring buffer whose last bytes (MaxHookLogSizeDefault) end up in the report;
+// memory stays bounded whatever the hook writes. Each line is also logged to
+// the logger of ctx as its own record "hook output", with the line in the
+// attribute stdout (at INFO) or stderr (at WARN) and the attributes hook,
+// edge and fs. A line split across writes is one record; "\r\n" is trimmed;
+// a line longer than 64 KiB is logged in pieces marked partial=true; a last
+// line without a newline is logged when the output ends.
+//
+// A CommandHook is immutable and safe for concurrent use.
+type CommandHook struct {
+	path           string
+	args           []string
+	timeout        time.Duration
+	errIsFatal     bool
+	postOnPreError bool
+	filter         Filter
+	killGrace      time.Duration
+	maxLogSize     int
+}
+
+// NewCommandHook returns the command hook that in describes, with
+// HookConfig's defaults applied. in.Type may be empty or "command". It fails
+// on an invalid config and on an invalid ZREPL_MAX_HOOK_LOG_SIZE.
+func NewCommandHook(in HookConfig) (*CommandHook, error) {
+	if in.Type == "" {
+		in.Type = TypeCommand
+	}
+	if in.Type != TypeCommand {
+		return nil, fmt.Errorf("type: want %q, got %q", TypeCommand, in.Type)
+	}
+	in = in.WithDefaults()
+	if err := in.Validate(); err != nil {
+		return nil, err
+	}
+	filter, err := DatasetMapFilterFromConfig(in.Filesystems)
+	if err != nil {
+		return nil, &FieldError{Field: "filesystems", Err: err}
+	}
+	maxLog := MaxHookLogSizeDefault
+	if s, ok := os.LookupEnv(EnvMaxHookLogSize); ok {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("environment variable %s: want a positive number of bytes, got %q", EnvMaxHookLogSize, s)
+		}
+		maxLog = n
+	}
+	return &CommandHook{
+		path:           in.Path,
+		timeout:        in.Timeout,
+		errIsFatal:     in.ErrIsFatal,
+		postOnPreError: in.PostOnPreError,
+		filter:         filter,
+		killGrace:      DefaultKillGrace,
+		maxLogSize:     maxLog,
+	}, nil
+}
+
+// WithKillGrace returns a copy of h that waits d between SIGTERM and SIGKILL,
+// and at most d for the output pipes to close. d <= 0 keeps h's value.
+func (h *CommandHook) WithKillGrace(d time.Duration) *CommandHook {
+	h2 := *h
+	if d > 0 {
+		h2.killGrace = d
+	}
+	return &h2
+}
+
+// WithMaxLogSize returns a copy of h whose reports keep the last n bytes of
+// output. n <= 0 keeps h's value.
+func (h *CommandHook) WithMaxLogSize(n int) *CommandHook {
+	h2 := *h
+	if n > 0 {
+		h2.maxLogSize = n
+	}
+	return &h2
+}
+
+// Filesystems returns the hook's filter.
+func (h *CommandHook) Filesystems() Filter { return h.filter }
+
+// ErrIsFatal reports whether a Pre error of the hook stops the plan.
+func (h *CommandHook) ErrIsFatal() bool { return h.errIsFatal }
+
+// PostOnPreError reports whether the Post edge runs although the Pre edge failed.
+func (h *CommandHook) PostOnPreError() bool { return h.postOnPreError }
+
+// Timeout is how long one run of the hook may take.
+func (h *CommandHook) Timeout() time.Duration { return h.timeout }
+
+// String returns the path of the executable.
+func (h *CommandHook) String() string { return h.path }
+
+// Run runs the executable for edge and returns a *CommandHookReport. It fails
+// if the executable cannot be started, exits non-zero or by a signal, or
+// does not finish within the timeout ("timed out after 30s: signal:
+// terminated") or before ctx is done.
+func (h *CommandHook) Run(ctx context.Context, edge Edge, phase Phase, dryRun bool, extra Env, state map[interface{}]interface{}) HookReport {
+	env := NewHookEnv(edge, phase, dryRun, h.timeout, extra)
+	out, err := h.exec(ctx, edge, env)
+	return &CommandHookReport{
+		Command:                      h.path,
+		Args:                         h.args,
+		Env:                          env,
+		Err:                          err,
+		CapturedStdoutStderrCombined: out,
+	}
+}
+
+// exec runs the process and returns the tail of its output.
+func (h *CommandHook) exec(ctx context.Context, edge Edge, env Env) ([]byte, error) {
+	parent := ctx
+	if h.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, h.timeout)
+		defer cancel()
+	}
+
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("create output pipe: %w", err)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return nil, fmt.Errorf("create output pipe: %w", err)
+	}
+	cmd := exec.Command(h.path, h.args...)
+	cmd.Env = os.Environ()
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, string(k)+"="+v)
+	}
+	cmd.Stdout, cmd.Stderr = outW, errW // *os.File: no copying goroutines in os/exec
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	err = cmd.Start()
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		outR.Close()
+		errR.Close()
+		return nil, err
+	}
+	pgid := cmd.Process.Pid
+
+	log := GetLogger(ctx)
+	out := newOutputCapture(h.maxLogSize)
+	if log.Enabled(ctx, slog.LevelInfo) || log.Enabled(ctx, slog.LevelWarn) {
+		attrs := []any{slog.String("hook", h.String()), slog.String("edge", edge.String())}
+		if fs, ok := env[EnvFS]; ok {
+			attrs = append(attrs, slog.String("fs", fs))
+		}
+		log = log.With(attrs...)
+	}
+	copied := make(chan struct{}, 2)
+	go func() { out.copy(ctx, outR, log, "stdout", slog.LevelInfo); copied <- struct{}{} }()
+	go func() { out.copy(ctx, errR, log, "stderr", slog.LevelWarn); copied <- struct{}{} }()
+
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+
+	var waitErr error
+	var stopped, killed bool
+	select {
+	case waitErr = <-exited:
+	case <-ctx.Done():
+		stopped = true
+		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		grace := time.NewTimer(h.killGrace)
+		select {
+		case waitErr = <-exited:
+		case <-grace.C:
+			killed = true
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			waitErr = <-exited
+		}
+		grace.Stop()
+	}
+	// The main process is gone; what is left of its group goes with it.
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+
+	// Drain the pipes; stop reading after the grace period if a process
+	// outside the group still holds them.
+	drain := time.NewTimer(h.killGrace)
+	for n := 0; n < 2; {
+		select {
+		case <-copied:
+			n++
+		case <-drain.C:
+			now := time.Now()
+			_ = outR.SetReadDeadline(now)
+			_ = errR.SetReadDeadline(now)
+		}
+	}
+	drain.Stop()
+	outR.Close()
+	errR.Close()
+
+	if stopped {
+		if waitErr == nil {
+			waitErr = errors.New("exit status 0")
+		}
+		if killed {
+			waitErr = fmt.Errorf("%w (SIGKILL: still running %s after SIGTERM)", waitErr, h.killGrace)
+		}
+		if parent.Err() != nil {
+			return out.bytes(), fmt.Errorf("cancelled (%v): %w", context.Cause(parent), waitErr)
+		}
+		return out.bytes(), fmt.Errorf("timed out after %s: %w", h.timeout, waitErr)
+	}
+	return out.bytes(), waitErr
+}
+
+// NewCommandCallback returns a callback that runs the program path with args
+// the way a CommandHook runs a hook script: in a process group of its own,
+// stdin from /dev/null, the environment of the calling process plus env, its
+// output logged line by line as "hook output" with hook=name and
+// edge=Callback. A timeout of 0 means none; the callback is still stopped
+// (SIGTERM, SIGKILL after DefaultKillGrace) when its ctx is done. The error
+// names the program and says how it failed.
+func NewCommandCallback(name, path string, args []string, env Env, timeout time.Duration) HookJobCallback {
+	h := &CommandHook{
+		path:       path,
+		args:       append([]string(nil), args...),
+		timeout:    timeout,
+		killGrace:  DefaultKillGrace,
+		maxLogSize: MaxHookLogSizeDefault,
+	}
+	envCopy := make(Env, len(env))
+	for k, v := range env {
+		envCopy[k] = v
+	}
+	return func(ctx context.Context) error {
+		if _, err := h.exec(WithLogger(ctx, GetLogger(ctx).With(slog.String("hook", name))), Callback, envCopy); err != nil {
+			return fmt.Errorf("%s: %w", shellQuote(path), err)
+		}
+		return nil
+	}
+}
+
+// CommandHookReport is the report of a CommandHook run.
+type CommandHookReport struct {
+	Command string
+	Args    []string // always empty for hooks from a config
+	Env     Env      // the hook environment (not the inherited one)
+	Err     error
+	// CapturedStdoutStderrCombined holds the last bytes of the combined
+	// output, at most the hook's maximum log size.
+	CapturedStdoutStderrCombined []byte
+}
+
+// String renders the run as a command line that can be pasted into a POSIX
+// shell to run the hook again by hand, environment first, sorted by name:
+//
+//	command hook: "ZREPL_DRYRUN='' ZREPL_FS='tank/db' ... /etc/hooks/x"
+//	command hook failed with "exit status 1": "ZREPL_DRYRUN='' ... /etc/hooks/x"
+func (r *CommandHookReport) String() string {
+	keys := make([]string, 0, len(r.Env))
+	for k := range r.Env {
+		keys = append(keys, string(k))
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(shellQuoteAlways(r.Env[HookEnvVar(k)]))
+		b.WriteByte(' ')
+	}
+	b.WriteString(shellQuote(r.Command))
+	for _, a := range r.Args {
+		b.WriteByte(' ')
+		b.WriteString(shellQuoteAlways(a))
+	}
+	if r.Err == nil {
+		return `command hook: "` + b.String() + `"`
+	}
+	return fmt.Sprintf("command hook failed with %q: \"%s\"", r.Err.Error(), b.String())
+}
+
+// HadError reports whether the hook failed.
+func (r *CommandHookReport) HadError() bool { return r.Err != nil }
+
+// Error is "" when the hook succeeded, else "<String()> FAILED with error: <err>".
+func (r *CommandHookReport) Error() string {
+	if r.Err == nil {
+		return ""
+	}
+	return r.String() + " FAILED with error: " + r.Err.Error()
+}
+
+// shellQuoteAlways quotes s in single quotes for a POSIX shell.
+func shellQuoteAlways(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// shellQuote quotes s for a POSIX shell unless it consists of characters
+// that need no quoting, like most paths.
+func shellQuote(s string) string {
+	if s == "" {
+		return "''"
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("/._-+,:@%=", c)) {
+			return shellQuoteAlways(s)
+		}
+	}
+	return s
+}

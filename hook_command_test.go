@@ -1,0 +1,269 @@
+package hooks
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logfmt/logfmt"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// runHook runs one edge of h with env and returns its report.
+func runHook(t *testing.T, ctx context.Context, h *CommandHook, edge Edge, dryRun bool, env Env) *CommandHookReport {
+	t.Helper()
+	rep := h.Run(ctx, edge, PhaseSnapshot, dryRun, env, map[interface{}]interface{}{})
+	cr, ok := rep.(*CommandHookReport)
+	require.True(t, ok, "report type %T", rep)
+	return cr
+}
+
+func TestCommandHookEnvironment(t *testing.T) {
+	t.Parallel()
+	h := newCommandHook(t, "env", HookConfig{Timeout: 10 * time.Second})
+	extra := Env{EnvFS: "tank/db", EnvSnapshot: "zrepl_20261125_080000_000"}
+	for _, c := range []struct {
+		name   string
+		edge   Edge
+		phase  Phase
+		dryRun bool
+		want   string
+	}{
+		{"pre_snapshot", Pre, PhaseSnapshot, false, "ZREPL_DRYRUN=\nZREPL_FS=tank/db\nZREPL_HOOKTYPE=pre_snapshot\nZREPL_SNAPNAME=zrepl_20261125_080000_000\nZREPL_TIMEOUT=10\n"},
+		{"post_snapshot_dry_run", Post, PhaseSnapshot, true, "ZREPL_DRYRUN=true\nZREPL_FS=tank/db\nZREPL_HOOKTYPE=post_snapshot\nZREPL_SNAPNAME=zrepl_20261125_080000_000\nZREPL_TIMEOUT=10\n"},
+		{"pre_testing", Pre, PhaseTesting, false, "ZREPL_DRYRUN=\nZREPL_FS=tank/db\nZREPL_HOOKTYPE=pre_testing\nZREPL_SNAPNAME=zrepl_20261125_080000_000\nZREPL_TIMEOUT=10\n"},
+	} {
+		rep := h.Run(context.Background(), c.edge, c.phase, c.dryRun, extra, nil).(*CommandHookReport)
+		require.NoError(t, rep.Err, c.name)
+		assert.Equal(t, c.want, string(rep.CapturedStdoutStderrCombined), c.name)
+		assert.Equal(t, c.want, envLines(rep.Env), c.name)
+	}
+}
+
+func envLines(e Env) string {
+	var b strings.Builder
+	for _, k := range []HookEnvVar{EnvDryRun, EnvFS, EnvType, EnvSnapshot, EnvTimeout} {
+		b.WriteString(string(k) + "=" + e[k] + "\n")
+	}
+	return b.String()
+}
+
+func TestNewHookEnv(t *testing.T) {
+	t.Parallel()
+	env := NewHookEnv(Post, PhaseTesting, true, 2500*time.Millisecond, Env{EnvFS: "a/b", EnvTimeout: "override"})
+	assert.Equal(t, Env{EnvType: "post_testing", EnvDryRun: "true", EnvTimeout: "override", EnvFS: "a/b"}, env)
+	env = NewHookEnv(Pre, PhaseSnapshot, false, 2500*time.Millisecond, nil)
+	assert.Equal(t, Env{EnvType: "pre_snapshot", EnvDryRun: "", EnvTimeout: "2"}, env)
+	assert.Equal(t, "Pre_snapshot", Pre.StringForPhase(PhaseSnapshot))
+}
+
+func TestCommandHookReportStrings(t *testing.T) {
+	t.Parallel()
+	h := newCommandHook(t, "exit1", HookConfig{})
+	rep := runHook(t, context.Background(), h, Pre, false, Env{EnvFS: "tank/it's here", EnvSnapshot: "s"})
+	require.Error(t, rep.Err)
+	assert.True(t, rep.HadError())
+	assert.Regexp(t, regexp.MustCompile(`^command hook failed.*exit status 1$`), rep.Error())
+	assert.Equal(t, "about to fail\n", string(rep.CapturedStdoutStderrCombined))
+	// The env is sorted and quoted for a POSIX shell.
+	want := `command hook failed with "exit status 1": "ZREPL_DRYRUN='' ZREPL_FS='tank/it'\''s here' ZREPL_HOOKTYPE='pre_snapshot' ZREPL_SNAPNAME='s' ZREPL_TIMEOUT='30' ` + h.String() + `"`
+	assert.Equal(t, want, rep.String())
+
+	ok := runHook(t, context.Background(), newCommandHook(t, "env", HookConfig{}), Pre, false, nil)
+	assert.Equal(t, "", ok.Error())
+	assert.False(t, ok.HadError())
+	assert.True(t, strings.HasPrefix(ok.String(), `command hook: "ZREPL_DRYRUN='' `), ok.String())
+}
+
+func TestCommandHookReportIsCopyPastable(t *testing.T) {
+	t.Parallel()
+	// The command line of a report, pasted into sh, runs the hook with the same env.
+	h := newCommandHook(t, "env", HookConfig{})
+	rep := runHook(t, context.Background(), h, Pre, false, Env{EnvFS: `ta nk/$x"'\`, EnvSnapshot: "s"})
+	require.NoError(t, rep.Err)
+	line := strings.TrimSuffix(strings.TrimPrefix(rep.String(), `command hook: "`), `"`)
+	out, err := runShell(t, line)
+	require.NoError(t, err)
+	assert.Equal(t, string(rep.CapturedStdoutStderrCombined), out)
+}
+
+func TestCommandHookStartErrors(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	notExec := filepath.Join(dir, "not-executable")
+	require.NoError(t, os.WriteFile(notExec, []byte("#!/bin/sh\nexit 0\n"), 0o644))
+	badShebang := filepath.Join(dir, "bad-shebang")
+	require.NoError(t, os.WriteFile(badShebang, []byte("#!/nonexistent/interpreter\nexit 0\n"), 0o755))
+	for name, path := range map[string]string{
+		"missing":        filepath.Join(dir, "missing"),
+		"not_executable": notExec,
+		"directory":      dir,
+		"bad_shebang":    badShebang,
+	} {
+		h, err := NewCommandHook(HookConfig{Path: path})
+		require.NoError(t, err)
+		rep := runHook(t, context.Background(), h, Pre, false, nil)
+		assert.Error(t, rep.Err, name)
+		assert.Contains(t, rep.Error(), path, name)
+	}
+}
+
+func TestCommandHookKeepsTheLastMiBOfOutput(t *testing.T) {
+	t.Parallel()
+	data := make([]byte, 2<<20)
+	_, _ = rand.Read(data)
+	file := filepath.Join(t.TempDir(), "out")
+	require.NoError(t, os.WriteFile(file, data, 0o644))
+	h := newCommandHook(t, "cat-file", HookConfig{})
+	rep := runHook(t, context.Background(), h, Pre, false, Env{"OUTPUT_FILE": file})
+	require.NoError(t, rep.Err)
+	require.Len(t, rep.CapturedStdoutStderrCombined, MaxHookLogSizeDefault)
+	assert.True(t, bytes.Equal(data[len(data)-MaxHookLogSizeDefault:], rep.CapturedStdoutStderrCombined))
+
+	small := runHook(t, context.Background(), h.WithMaxLogSize(1000), Pre, false, Env{"OUTPUT_FILE": file})
+	assert.True(t, bytes.Equal(data[len(data)-1000:], small.CapturedStdoutStderrCombined))
+}
+
+func TestCommandHookMaxLogSizeFromEnvironment(t *testing.T) {
+	t.Setenv(EnvMaxHookLogSize, "10")
+	h := newCommandHook(t, "env", HookConfig{})
+	rep := runHook(t, context.Background(), h, Pre, false, nil)
+	assert.Equal(t, "IMEOUT=30\n", string(rep.CapturedStdoutStderrCombined))
+
+	t.Setenv(EnvMaxHookLogSize, "lots")
+	_, err := NewCommandHook(HookConfig{Path: hookPath(t, "env")})
+	assert.ErrorContains(t, err, EnvMaxHookLogSize)
+}
+
+// logRecords decodes logfmt records into maps.
+func logRecords(t *testing.T, s string) []map[string]string {
+	t.Helper()
+	var out []map[string]string
+	dec := logfmt.NewDecoderSize(strings.NewReader(s), 1<<20)
+	for dec.ScanRecord() {
+		m := map[string]string{}
+		for dec.ScanKeyval() {
+			m[string(dec.Key())] = string(dec.Value())
+		}
+		out = append(out, m)
+	}
+	require.NoError(t, dec.Err())
+	return out
+}
+
+func outputRecords(t *testing.T, s string) []map[string]string {
+	var out []map[string]string
+	for _, r := range logRecords(t, s) {
+		if r["msg"] == "hook output" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func TestCommandHookLogsEachLine(t *testing.T) {
+	t.Parallel()
+	log, buf := testLogger()
+	h := newCommandHook(t, "split-line", HookConfig{})
+	rep := runHook(t, WithLogger(context.Background(), log), h, Pre, false, Env{EnvFS: "tank/db"})
+	require.NoError(t, rep.Err)
+	recs := outputRecords(t, buf.String())
+	require.Len(t, recs, 3, buf.String())
+	byText := map[string]map[string]string{}
+	for _, r := range recs {
+		assert.Equal(t, h.String(), r["hook"])
+		assert.Equal(t, "Pre", r["edge"])
+		assert.Equal(t, "tank/db", r["fs"])
+		byText[r["stdout"]+r["stderr"]] = r
+	}
+	assert.Equal(t, "INFO", byText["first half second half"]["level"], "a line split across writes is one record")
+	assert.Equal(t, "WARN", byText["to stderr"]["level"], "stderr at WARN, CRLF trimmed")
+	assert.Equal(t, "INFO", byText["no newline at the end"]["level"], "last line without newline")
+}
+
+func TestCommandHookLogsLongLines(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("x", 200_000)
+	file := filepath.Join(t.TempDir(), "out")
+	require.NoError(t, os.WriteFile(file, []byte(long+"\nafter 1\nafter 2\n"), 0o644))
+	log, buf := testLogger()
+	h := newCommandHook(t, "cat-file", HookConfig{})
+	rep := runHook(t, WithLogger(context.Background(), log), h, Pre, false, Env{"OUTPUT_FILE": file})
+	require.NoError(t, rep.Err)
+	recs := outputRecords(t, buf.String())
+	var joined strings.Builder
+	var rest []string
+	for _, r := range recs {
+		if r["partial"] == "true" || strings.HasPrefix(r["stdout"], "x") {
+			assert.LessOrEqual(t, len(r["stdout"]), maxLogLine)
+			joined.WriteString(r["stdout"])
+			continue
+		}
+		rest = append(rest, r["stdout"])
+	}
+	assert.Equal(t, long, joined.String(), "the long line is logged whole, in pieces")
+	assert.Equal(t, []string{"after 1", "after 2"}, rest)
+}
+
+func TestCommandHookTimeoutKillsIgnoringHook(t *testing.T) {
+	t.Parallel()
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	h := newCommandHook(t, "ignore-term", HookConfig{Timeout: 500 * time.Millisecond}).WithKillGrace(500 * time.Millisecond)
+	start := time.Now()
+	rep := runHook(t, context.Background(), h, Pre, false, Env{"PIDFILE": pidFile})
+	elapsed := time.Since(start)
+	require.Error(t, rep.Err)
+	assert.Contains(t, rep.Err.Error(), "timed out after 500ms: signal: killed")
+	assert.Contains(t, rep.Err.Error(), "SIGKILL")
+	assert.Less(t, elapsed, 5*time.Second)
+	requireGone(t, readPID(t, pidFile))
+}
+
+func TestCommandHookDaemonHoldingThePipes(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name    string
+		timeout time.Duration
+		wait    string
+	}{
+		{"hook_exits_leaving_a_child", 10 * time.Second, ""},
+		{"hook_times_out_waiting_for_its_child", 500 * time.Millisecond, "1"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			pidFile := filepath.Join(t.TempDir(), "pid")
+			h := newCommandHook(t, "daemonize", HookConfig{Timeout: c.timeout}).WithKillGrace(time.Second)
+			start := time.Now()
+			rep := runHook(t, context.Background(), h, Pre, false, Env{"PIDFILE": pidFile, "DAEMONIZE_WAIT": c.wait})
+			assert.Less(t, time.Since(start), c.timeout+2*time.Second, "returns within timeout+grace")
+			if c.wait == "" {
+				assert.NoError(t, rep.Err)
+			} else {
+				assert.ErrorContains(t, rep.Err, "timed out")
+			}
+			assert.Contains(t, string(rep.CapturedStdoutStderrCombined), "left a child behind")
+			requireGone(t, readPID(t, pidFile))
+		})
+	}
+}
+
+func TestCommandHookCancelled(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	h := newCommandHook(t, "sleep", HookConfig{Timeout: time.Minute})
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		cancel()
+	}()
+	start := time.Now()
+	rep := runHook(t, ctx, h, Pre, false, nil)
+	assert.Less(t, time.Since(start), 5*time.Second)
+	assert.ErrorContains(t, rep.Err, "cancelled (context canceled): signal: terminated")
+}

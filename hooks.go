@@ -1,0 +1,190 @@
+package hooks
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Hook is one configured hook. A Plan calls Run once for the Pre edge and
+// once for the Post edge of every hook in its list, with the same state map,
+// so a hook can hand a resource (a database connection, say) from Pre to Post.
+//
+// Implementations must be safe for concurrent use: one List is typically
+// shared by the plans of many filesystems running at the same time.
+type Hook interface {
+	// Filesystems is the filter that selects the filesystems this hook runs for.
+	Filesystems() Filter
+	// ErrIsFatal reports whether an error on the Pre edge stops the plan.
+	// It has no meaning for the other edges.
+	ErrIsFatal() bool
+	// Run runs the hook for one edge and returns its report, never nil.
+	// dryRun asks the hook to check what it can without changing anything.
+	// extra carries the plan's environment (EnvFS, EnvSnapshot, ...).
+	Run(ctx context.Context, edge Edge, phase Phase, dryRun bool, extra Env, state map[interface{}]interface{}) HookReport
+	// String names the hook in reports and logs. It never contains a secret.
+	String() string
+}
+
+// HookReport is the outcome of one Run of a Hook.
+type HookReport interface {
+	// String describes the outcome, ok or not.
+	String() string
+	// HadError reports whether the run failed.
+	HadError() bool
+	// Error describes the failure, or is "" when the run succeeded.
+	Error() string
+}
+
+// List is an ordered list of hooks. The order is the configuration order:
+// Pre edges run in it, Post edges in reverse.
+type List []Hook
+
+// CopyFilteredForFilesystem returns the hooks of l whose filter passes fs, in
+// order. The hooks themselves are shared, not copied. It fails if a filter
+// fails, naming the hook.
+func (l List) CopyFilteredForFilesystem(fs *DatasetPath) (List, error) {
+	out := make(List, 0, len(l))
+	for i, h := range l {
+		pass, err := h.Filesystems().Filter(fs)
+		if err != nil {
+			return nil, fmt.Errorf("filter hook #%d (%s) for filesystem %q: %w", i+1, h, fs.ToString(), err)
+		}
+		if pass {
+			out = append(out, h)
+		}
+	}
+	return out, nil
+}
+
+// Edge is the point of a Plan at which a hook runs: before the callback, the
+// callback itself, or after it.
+type Edge uint
+
+// The edges. Their values are those of zrepl.
+const (
+	Pre      Edge = 1
+	Callback Edge = 2
+	Post     Edge = 4
+)
+
+// String returns "Pre", "Callback" or "Post", or "Edge(n)" for other values.
+func (e Edge) String() string {
+	switch e {
+	case Pre:
+		return "Pre"
+	case Callback:
+		return "Callback"
+	case Post:
+		return "Post"
+	}
+	return "Edge(" + strconv.FormatUint(uint64(e), 10) + ")"
+}
+
+// StringForPhase returns the edge and phase joined by an underscore, as in
+// "Pre_snapshot". Its lower-case form is the value of ZREPL_HOOKTYPE.
+func (e Edge) StringForPhase(p Phase) string {
+	return e.String() + "_" + string(p)
+}
+
+// MarshalText encodes the edge as its String.
+func (e Edge) MarshalText() ([]byte, error) { return []byte(e.String()), nil }
+
+// UnmarshalText decodes "Pre", "Callback" or "Post".
+func (e *Edge) UnmarshalText(b []byte) error {
+	for _, c := range []Edge{Pre, Callback, Post} {
+		if string(b) == c.String() {
+			*e = c
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown edge %q", b)
+}
+
+// Phase names the job a plan belongs to. It appears in ZREPL_HOOKTYPE.
+type Phase string
+
+// The phases zrepl knows.
+const (
+	PhaseSnapshot Phase = "snapshot"
+	PhaseTesting  Phase = "testing"
+)
+
+// HookEnvVar is the name of an environment variable set for hook scripts.
+type HookEnvVar string
+
+// The environment variables of a hook script, the same as zrepl's.
+const (
+	EnvType     HookEnvVar = "ZREPL_HOOKTYPE" // lower-case edge_phase: "pre_snapshot", "post_snapshot"
+	EnvDryRun   HookEnvVar = "ZREPL_DRYRUN"   // "true" in a dry run, else ""
+	EnvFS       HookEnvVar = "ZREPL_FS"       // the filesystem, e.g. "tank/db"
+	EnvSnapshot HookEnvVar = "ZREPL_SNAPNAME" // the snapshot name, without "fs@"
+	EnvTimeout  HookEnvVar = "ZREPL_TIMEOUT"  // the hook's timeout in whole seconds
+)
+
+// Env maps hook environment variables to their values.
+type Env map[HookEnvVar]string
+
+// NewHookEnv returns the environment of a hook run: EnvType from edge and
+// phase, EnvDryRun, EnvTimeout in whole seconds, and every entry of extra,
+// which wins over the others on a clash.
+func NewHookEnv(edge Edge, phase Phase, dryRun bool, timeout time.Duration, extra Env) Env {
+	env := make(Env, 3+len(extra))
+	env[EnvType] = strings.ToLower(edge.StringForPhase(phase))
+	env[EnvDryRun] = ""
+	if dryRun {
+		env[EnvDryRun] = "true"
+	}
+	env[EnvTimeout] = strconv.FormatInt(int64(timeout/time.Second), 10)
+	for k, v := range extra {
+		env[k] = v
+	}
+	return env
+}
+
+// HookFromConfig validates in, applies its defaults (see HookConfig.WithDefaults)
+// and returns the hook it describes: a *CommandHook, *PgChkptHook or
+// *MySQLLockTables.
+func HookFromConfig(in HookConfig) (Hook, error) {
+	in = in.WithDefaults()
+	if err := in.Validate(); err != nil {
+		return nil, err
+	}
+	switch in.Type {
+	case TypeCommand:
+		return NewCommandHook(in)
+	case TypePostgresCheckpoint:
+		return newPgChkptHook(in)
+	case TypeMySQLLockTables:
+		return newMySQLLockTables(in)
+	}
+	return nil, fmt.Errorf("type: unknown hook type %q", in.Type) // unreachable after Validate
+}
+
+// ListFromConfig returns the hooks of in, in order. The first invalid hook
+// fails the whole list with an error that names it: "create hook #2: ...".
+// A nil in is an empty list.
+func ListFromConfig(in *HookList) (*List, error) {
+	if in == nil {
+		return &List{}, nil
+	}
+	l := make(List, 0, len(*in))
+	for i, c := range *in {
+		h, err := HookFromConfig(c)
+		if err != nil {
+			return nil, fmt.Errorf("create hook #%d: %w", i+1, err)
+		}
+		l = append(l, h)
+	}
+	return &l, nil
+}
+
+// postOnPreErrorer is implemented by hooks whose Post edge may run although
+// their Pre edge failed (HookConfig.PostOnPreError).
+type postOnPreErrorer interface{ PostOnPreError() bool }
+
+// timeouter is implemented by hooks that know their timeout. A Plan uses it
+// to bound Post edges that run after the caller's ctx was cancelled.
+type timeouter interface{ Timeout() time.Duration }

@@ -1,0 +1,248 @@
+package hooks
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-logfmt/logfmt"
+)
+
+// StepStatus is the state of one Step of a Plan. The values are those of
+// zrepl; each is a single bit.
+type StepStatus int
+
+// The states of a step. A step starts Pending; Run moves it to Exec and then
+// to Ok or Err, or straight to one of the Skipped states.
+const (
+	StepPending              StepStatus = 1 << iota // not run yet
+	StepExec                                        // running now
+	StepOk                                          // ran and succeeded
+	StepErr                                         // ran and failed
+	StepSkippedDueToFatalErr                        // not run: a fatal error or cancellation came first
+	StepSkippedDueToPreErr                          // not run: a Post edge whose Pre edge failed
+)
+
+var stepStatusNames = []struct {
+	s    StepStatus
+	name string
+}{
+	{StepPending, "Pending"},
+	{StepExec, "Exec"},
+	{StepOk, "Ok"},
+	{StepErr, "Err"},
+	{StepSkippedDueToFatalErr, "SkippedDueToFatalErr"},
+	{StepSkippedDueToPreErr, "SkippedDueToPreErr"},
+}
+
+// String returns the name of the status, as in "Ok", or "StepStatus(n)".
+func (s StepStatus) String() string {
+	for _, n := range stepStatusNames {
+		if n.s == s {
+			return n.name
+		}
+	}
+	return "StepStatus(" + strconv.Itoa(int(s)) + ")"
+}
+
+// MarshalText encodes the status as its String.
+func (s StepStatus) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText decodes a status name such as "Ok".
+func (s *StepStatus) UnmarshalText(b []byte) error {
+	for _, n := range stepStatusNames {
+		if n.name == string(b) {
+			*s = n.s
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown step status %q", b)
+}
+
+// Step is one entry of a PlanReport: one edge of one hook, or the callback.
+// A Step in a report is a copy; changing it changes nothing in the Plan.
+type Step struct {
+	Hook   Hook
+	Edge   Edge
+	Status StepStatus
+	// Begin is set when the step starts to run (Exec), End when it is done.
+	// Both are zero for a step that never ran.
+	Begin, End time.Time
+	// Report is the hook's report; nil while the step has not finished and
+	// for skipped steps.
+	Report HookReport
+}
+
+// fatalMark is "!" for the Pre edge of an err_is_fatal hook, else "~".
+func (s Step) fatalMark() string {
+	if s.Edge == Pre && s.Hook != nil && s.Hook.ErrIsFatal() {
+		return "!"
+	}
+	return "~"
+}
+
+// Duration is how long the step ran: End−Begin once it is done, the time
+// since Begin while it runs, zero if it never ran.
+func (s Step) Duration() time.Duration {
+	switch {
+	case s.Begin.IsZero():
+		return 0
+	case s.Status == StepExec || s.End.IsZero():
+		return time.Since(s.Begin)
+	}
+	return s.End.Sub(s.Begin)
+}
+
+// String formats the step as in zrepl's status display:
+//
+//	[Ok] [  12ms] ! [Pre]  /etc/hooks/freeze.sh
+//
+// The runtime is "..." while Pending, the time it has run while Exec, the
+// duration rounded to milliseconds otherwise. "!" marks the Pre edge of an
+// err_is_fatal hook, "~" every other step.
+func (s Step) String() string {
+	runtime := "..."
+	if s.Status != StepPending {
+		runtime = s.Duration().Round(time.Millisecond).String()
+	}
+	return fmt.Sprintf("[%s] [%5s] %s [%s]  %s", s.Status, runtime, s.fatalMark(), s.Edge, hookName(s.Hook))
+}
+
+func hookName(h Hook) string {
+	if h == nil {
+		return "<nil hook>"
+	}
+	return h.String()
+}
+
+// stepJSON is the serialised form of a Step.
+type stepJSON struct {
+	Step     int        `json:"step,omitempty"`
+	Edge     Edge       `json:"edge"`
+	Status   StepStatus `json:"status"`
+	Hook     string     `json:"hook"`
+	Fatal    bool       `json:"fatal"`
+	Begin    *time.Time `json:"begin,omitempty"`
+	End      *time.Time `json:"end,omitempty"`
+	Duration string     `json:"duration"`
+	Seconds  float64    `json:"duration_seconds"`
+	Report   string     `json:"report,omitempty"`
+	Error    string     `json:"error,omitempty"`
+}
+
+func (s Step) toJSON(n int) stepJSON {
+	j := stepJSON{
+		Step:   n,
+		Edge:   s.Edge,
+		Status: s.Status,
+		Hook:   hookName(s.Hook),
+		Fatal:  s.fatalMark() == "!",
+	}
+	if !s.Begin.IsZero() {
+		b := s.Begin
+		j.Begin = &b
+	}
+	if !s.End.IsZero() {
+		e := s.End
+		j.End = &e
+	}
+	d := s.Duration()
+	j.Duration = d.Round(time.Millisecond).String()
+	j.Seconds = d.Seconds()
+	if s.Report != nil {
+		j.Report = s.Report.String()
+		if s.Report.HadError() {
+			j.Error = s.Report.Error()
+		}
+	}
+	return j
+}
+
+// MarshalJSON encodes the step as an object with its edge, status, hook name,
+// fatal flag, begin and end (RFC 3339, absent if zero), duration, and the
+// text of its report and error. Statuses and edges are their names.
+func (s Step) MarshalJSON() ([]byte, error) { return json.Marshal(s.toJSON(0)) }
+
+// PlanReport is a snapshot of the steps of a Plan, in report order:
+// pre[0..n-1], callback, post[n-1..0].
+type PlanReport []Step
+
+// HadError reports whether some step ended in StepErr.
+func (r PlanReport) HadError() bool {
+	for _, s := range r {
+		if s.Status == StepErr {
+			return true
+		}
+	}
+	return false
+}
+
+// HadFatalError reports whether some step was skipped because of a fatal
+// error or a cancellation (StepSkippedDueToFatalErr): the callback did not run.
+func (r PlanReport) HadFatalError() bool {
+	for _, s := range r {
+		if s.Status == StepSkippedDueToFatalErr {
+			return true
+		}
+	}
+	return false
+}
+
+// String formats one line per step, numbered from 01, joined by newlines.
+func (r PlanReport) String() string {
+	var b strings.Builder
+	for i, s := range r {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		fmt.Fprintf(&b, "%02d %s", i+1, s)
+	}
+	return b.String()
+}
+
+// MarshalJSON encodes the report as an array of steps (see Step.MarshalJSON),
+// each with its 1-based number in "step".
+func (r PlanReport) MarshalJSON() ([]byte, error) {
+	out := make([]stepJSON, len(r))
+	for i, s := range r {
+		out[i] = s.toJSON(i + 1)
+	}
+	return json.Marshal(out)
+}
+
+// WriteLogfmt writes the report to w as logfmt, one line per step with the
+// keys step, edge, status, hook, fatal, begin, end, duration, report and
+// error (the last four only when set).
+func (r PlanReport) WriteLogfmt(w io.Writer) error {
+	var buf bytes.Buffer
+	enc := logfmt.NewEncoder(&buf)
+	for i, s := range r {
+		j := s.toJSON(i + 1)
+		kv := []any{"step", j.Step, "edge", j.Edge, "status", j.Status, "hook", j.Hook, "fatal", j.Fatal}
+		if j.Begin != nil {
+			kv = append(kv, "begin", j.Begin.Format(time.RFC3339Nano))
+		}
+		if j.End != nil {
+			kv = append(kv, "end", j.End.Format(time.RFC3339Nano))
+		}
+		kv = append(kv, "duration", j.Duration)
+		if j.Report != "" {
+			kv = append(kv, "report", j.Report)
+		}
+		if j.Error != "" {
+			kv = append(kv, "error", j.Error)
+		}
+		if err := enc.EncodeKeyvals(kv...); err != nil {
+			return err
+		}
+		if err := enc.EndRecord(); err != nil {
+			return err
+		}
+	}
+	_, err := w.Write(buf.Bytes())
+	return err
+}
