@@ -40,11 +40,11 @@ func (r *testReport) Error() string {
 
 var okReport = &testReport{}
 
-func (h *testHook) Filesystems() Filter           { return exactFilter{} }
-func (h *testHook) ErrIsFatal() bool              { return h.fatal }
-func (h *testHook) PostOnPreError() bool          { return h.postOnPreError }
-func (h *testHook) Timeout() time.Duration        { return h.timeout }
-func (h *testHook) String() string                { return h.name }
+func (h *testHook) Filesystems() Filter    { return exactFilter{} }
+func (h *testHook) ErrIsFatal() bool       { return h.fatal }
+func (h *testHook) PostOnPreError() bool   { return h.postOnPreError }
+func (h *testHook) Timeout() time.Duration { return h.timeout }
+func (h *testHook) String() string         { return h.name }
 func (h *testHook) fn(e Edge) func(context.Context) error {
 	if e == Pre {
 		return h.pre
