@@ -40,7 +40,16 @@ func (r *testReport) Error() string {
 
 var okReport = &testReport{}
 
-func (h *testHook) Filesystems() Filter    { return exactFilter{} }
+// everything is the filter of testHooks: it passes every dataset.
+var everything = func() Filter {
+	f, err := DatasetMapFilterFromConfig(map[string]bool{"<": true})
+	if err != nil {
+		panic(err)
+	}
+	return f
+}()
+
+func (h *testHook) Filesystems() Filter    { return everything }
 func (h *testHook) ErrIsFatal() bool       { return h.fatal }
 func (h *testHook) PostOnPreError() bool   { return h.postOnPreError }
 func (h *testHook) Timeout() time.Duration { return h.timeout }
