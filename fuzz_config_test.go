@@ -169,5 +169,14 @@ func FuzzParseHookList(f *testing.F) {
 				t.Fatalf("hook #%d passed ParseHookList but not Validate: %v", i+1, err)
 			}
 		}
+		// What parses must build: ListFromConfig applies the defaults and
+		// creates every hook without touching a database.
+		hooks, err := ListFromConfig(&list)
+		if err != nil {
+			t.Fatalf("ListFromConfig of a parsed list: %v", err)
+		}
+		if len(*hooks) != len(list) {
+			t.Fatalf("ListFromConfig made %d hooks of %d", len(*hooks), len(list))
+		}
 	})
 }
