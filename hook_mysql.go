@@ -1,0 +1,351 @@
+package hooks
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// The statements of the mysql-lock-tables hook, which are also the What of
+// its reports.
+const (
+	mysqlLockStmt   = "FLUSH TABLES WITH READ LOCK"
+	mysqlUnlockStmt = "UNLOCK TABLES"
+)
+
+// mysqlIOTimeoutMargin is how much later than the hook's timeout the I/O
+// deadlines of the driver end an edge, if its ctx has not ended it.
+const mysqlIOTimeoutMargin = 5 * time.Second
+
+// MySQLLockTables is the mysql-lock-tables hook: it holds a global read lock
+// on a MySQL or MariaDB server while the snapshot is taken, so that no write
+// is half-done in the snapshot.
+//
+// Pre takes the lock and Post releases it, on one and the same session: a
+// lock taken with FLUSH TABLES WITH READ LOCK belongs to the session that
+// took it and is released by UNLOCK TABLES on that session or when that
+// session ends. So the Pre edge opens a *sql.DB of its own, pins one
+// connection with DB.Conn, and keeps both in the state map that the plan
+// hands to the Post edge of the same hook.
+//
+// What Run does:
+//
+//   - Pre: it reads the filesystem from extra[EnvFS]. If there is none, or it
+//     is not a valid dataset name, or the hook's filter fails on it, the
+//     report is an error. If the filter does not pass it, the hook takes no
+//     lock, logs that at DEBUG and reports ok ("... skipped: ..."). Otherwise
+//     it connects, sets the session's lock_wait_timeout to what is left of
+//     the hook's timeout (whole seconds, at least 1) and runs FLUSH TABLES
+//     WITH READ LOCK, all bounded by the hook's timeout: a long-running query
+//     or a LOCK TABLES of another session can make the flush wait, and the
+//     timeout is what ends that wait ("timed out after <timeout>: ..."). On
+//     any error, and on a panic, the connection is closed, which releases a
+//     lock the server may have granted.
+//   - Pre in a dry run: it connects and pings the server, closes the
+//     connection and takes no lock. The privilege to lock is not checked.
+//   - Post: it takes the connection out of the state, runs UNLOCK TABLES on
+//     it, bounded by the hook's timeout, and closes the connection and its
+//     *sql.DB — also when UNLOCK TABLES fails (the server was restarted, the
+//     session was killed): closing the session releases any lock it still
+//     holds, and the report is an error. When the Pre edge took no lock
+//     (dry run, filesystem not matched) Post does nothing and reports ok.
+//     When the state holds nothing from a Pre edge (it failed, or did not
+//     run) Post reports an error and does nothing else; it never panics.
+//   - Callback: it does nothing and reports ok.
+//
+// A Plan runs the Post edge of every hook whose Pre edge succeeded, also when
+// a later hook fails fatally, when the callback fails or panics and when the
+// plan's ctx is cancelled (with a ctx that the caller cannot cancel, bounded
+// by the hook's timeout), so that the lock is released on every path.
+//
+// Code that runs the edges itself, without a Plan, must run the Post edge
+// with the state map of a successful Pre edge, or the lock is held until the
+// process exits.
+//
+// The driver's own log messages go to the logger of the Pre edge's ctx, at
+// WARN. No report, error, String or log record contains the DSN's password.
+//
+// A MySQLLockTables is immutable and safe for concurrent use: the
+// connections of concurrent plans live in their state maps, not in the hook.
+type MySQLLockTables struct {
+	config         *mysql.Config // parsed once; each Pre edge connects with a clone
+	timeout        time.Duration
+	errIsFatal     bool
+	postOnPreError bool
+	filter         Filter
+
+	// afterLock, when set (by tests only), is called right after the lock was
+	// taken, before the connection is handed to the state map.
+	afterLock func()
+}
+
+// newMySQLLockTables returns the hook that in describes. in has its defaults
+// applied and is valid. The DSN is parsed here, in the syntax of
+// go-sql-driver/mysql ("user:password@tcp(host:port)/"), so that a run does
+// not fail on it later.
+func newMySQLLockTables(in HookConfig) (*MySQLLockTables, error) {
+	filter, err := DatasetMapFilterFromConfig(in.Filesystems)
+	if err != nil {
+		return nil, &FieldError{Field: "filesystems", Err: err}
+	}
+	cfg, err := mysql.ParseDSN(in.DSN)
+	if err != nil {
+		// The driver's parse errors do not quote the DSN.
+		return nil, &FieldError{Field: "dsn", Err: err}
+	}
+	timeout := in.Timeout
+	if timeout <= 0 {
+		timeout = DefaultHookTimeout
+	}
+	// Every edge is bounded by its ctx, which the driver watches. As a
+	// backstop, each read and write on the connection gets an I/O deadline a
+	// little later than that, unless the DSN sets one (readTimeout,
+	// writeTimeout); the dial is bounded by the timeout, or by the DSN's
+	// shorter timeout.
+	if cfg.Timeout <= 0 || cfg.Timeout > timeout {
+		cfg.Timeout = timeout
+	}
+	for _, d := range []*time.Duration{&cfg.ReadTimeout, &cfg.WriteTimeout} {
+		if *d <= 0 {
+			*d = timeout + mysqlIOTimeoutMargin
+		}
+	}
+	return &MySQLLockTables{
+		config:         cfg,
+		timeout:        timeout,
+		errIsFatal:     in.ErrIsFatal,
+		postOnPreError: in.PostOnPreError,
+		filter:         filter,
+	}, nil
+}
+
+// Filesystems returns the hook's filter.
+func (h *MySQLLockTables) Filesystems() Filter { return h.filter }
+
+// ErrIsFatal reports whether a Pre error of the hook stops the plan.
+func (h *MySQLLockTables) ErrIsFatal() bool { return h.errIsFatal }
+
+// PostOnPreError reports whether the Post edge runs although the Pre edge
+// failed. Such a Post finds no connection and reports an error: a failed Pre
+// edge has closed its connection already.
+func (h *MySQLLockTables) PostOnPreError() bool { return h.postOnPreError }
+
+// Timeout is how long each edge may take: connecting and locking on the Pre
+// edge, unlocking on the Post edge. It does not bound how long the lock is
+// held: that is up to the callback.
+func (h *MySQLLockTables) Timeout() time.Duration { return h.timeout }
+
+// String returns "MySQL FLUSH TABLES WITH READ LOCK".
+func (h *MySQLLockTables) String() string { return "MySQL " + mysqlLockStmt }
+
+// mysqlStateKey is the key of the hook's entry in the state map. Its value
+// is a *mysqlLockState.
+type mysqlStateKey struct{}
+
+// mysqlLockState is what the Pre edge hands to the Post edge: the session
+// that holds the lock, or why there is none.
+type mysqlLockState struct {
+	db     *sql.DB
+	conn   *sql.Conn // nil when no lock was taken
+	noLock string    // why no lock was taken, when conn is nil
+}
+
+// close closes the pinned connection and its DB, which ends the session.
+func (s *mysqlLockState) close() error {
+	var errs []error
+	if s.conn != nil {
+		if err := s.conn.Close(); err != nil && !errors.Is(err, sql.ErrConnDone) {
+			errs = append(errs, fmt.Errorf("close connection: %w", err))
+		}
+	}
+	if s.db != nil {
+		if err := s.db.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close database handle: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Run takes the lock on the Pre edge and releases it on the Post edge; see
+// MySQLLockTables. It returns a *MyLockTablesReport.
+func (h *MySQLLockTables) Run(ctx context.Context, edge Edge, phase Phase, dryRun bool, extra Env, state map[interface{}]interface{}) HookReport {
+	log := GetLogger(ctx).With(slog.String("hook", h.String()), slog.String("edge", edge.String()))
+	if fs, ok := extra[EnvFS]; ok {
+		log = log.With(slog.String("fs", fs))
+	}
+	switch edge {
+	case Pre:
+		return h.pre(ctx, log, dryRun, extra, state)
+	case Post:
+		return h.post(ctx, log, state)
+	}
+	return &MyLockTablesReport{What: "nothing to do on the " + edge.String() + " edge"}
+}
+
+func (h *MySQLLockTables) pre(parent context.Context, log *slog.Logger, dryRun bool, extra Env, state map[interface{}]interface{}) *MyLockTablesReport {
+	rep := &MyLockTablesReport{What: mysqlLockStmt}
+	if state == nil {
+		rep.Err = errors.New("no state map to keep the connection in for the post edge")
+		return rep
+	}
+	if old, ok := state[mysqlStateKey{}].(*mysqlLockState); ok {
+		// Not done by a Plan. Never leave a lock behind all the same.
+		delete(state, mysqlStateKey{})
+		_ = old.close()
+	}
+	fs, pass, err := dbHookFilesystem(h.filter, extra)
+	if err != nil {
+		rep.Err = err
+		return rep
+	}
+	if !pass {
+		log.DebugContext(parent, "filesystem not matched by the hook's filter: no lock")
+		rep.What = mysqlLockStmt + " skipped: filesystem " + fs + " not matched"
+		state[mysqlStateKey{}] = &mysqlLockState{noLock: "the filesystem was not matched"}
+		return rep
+	}
+
+	ctx, cancel := context.WithTimeout(parent, h.timeout)
+	defer cancel()
+	st, err := h.lock(ctx, log, dryRun)
+	if err == nil && dryRun {
+		rep.What = mysqlLockStmt + " (dry run: connected and pinged, took no lock)"
+	}
+	if err == nil {
+		state[mysqlStateKey{}] = st
+	}
+	rep.Err = redactSecret(describeTimeout(parent, ctx, h.timeout, err), h.config.Passwd)
+	return rep
+}
+
+// lock connects and takes the lock (or pings, in a dry run). On success in a
+// dry run the state holds no connection. On error, and on a panic, every
+// connection it opened is closed.
+func (h *MySQLLockTables) lock(ctx context.Context, log *slog.Logger, dryRun bool) (_ *mysqlLockState, err error) {
+	cfg := h.config.Clone()
+	cfg.Logger = mysqlDriverLogger{log: log, secret: h.config.Passwd}
+	connector, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("configure driver: %w", err)
+	}
+	st := &mysqlLockState{db: sql.OpenDB(connector)}
+	// The DB exists for the one pinned connection. No idle connection may be
+	// closed under it.
+	st.db.SetMaxOpenConns(1)
+	st.db.SetConnMaxLifetime(0)
+	st.db.SetConnMaxIdleTime(0)
+	handedOver := false
+	defer func() {
+		if !handedOver {
+			if cerr := st.close(); cerr != nil && err == nil {
+				err = cerr
+			}
+		}
+	}()
+
+	log.DebugContext(ctx, "connecting to mysql",
+		slog.String("net", cfg.Net), slog.String("addr", cfg.Addr), slog.String("user", cfg.User), slog.Bool("dry_run", dryRun))
+	st.conn, err = st.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	if dryRun {
+		if err := st.conn.PingContext(ctx); err != nil {
+			return nil, fmt.Errorf("ping: %w", err)
+		}
+		log.DebugContext(ctx, "dry run: connected and pinged mysql, took no lock")
+		// Closed by the deferred close: Post finds no connection, and knows why.
+		return &mysqlLockState{noLock: "dry run"}, nil
+	}
+
+	// Let the server give up waiting for the lock when the hook would, rather
+	// than keep other sessions waiting behind a flush nobody wants any more.
+	secs := int64(1)
+	if deadline, ok := ctx.Deadline(); ok {
+		secs = max(secs, int64((time.Until(deadline)+time.Second-1)/time.Second))
+	}
+	if _, err := st.conn.ExecContext(ctx, fmt.Sprintf("SET SESSION lock_wait_timeout = %d", secs)); err != nil {
+		return nil, fmt.Errorf("set lock_wait_timeout: %w", err)
+	}
+	log.DebugContext(ctx, "taking the global read lock", slog.Int64("lock_wait_timeout_s", secs))
+	if _, err := st.conn.ExecContext(ctx, mysqlLockStmt); err != nil {
+		return nil, err
+	}
+	if h.afterLock != nil {
+		h.afterLock()
+	}
+	handedOver = true
+	return st, nil
+}
+
+func (h *MySQLLockTables) post(parent context.Context, log *slog.Logger, state map[interface{}]interface{}) *MyLockTablesReport {
+	rep := &MyLockTablesReport{What: mysqlUnlockStmt}
+	st, ok := state[mysqlStateKey{}].(*mysqlLockState)
+	if !ok || st == nil {
+		rep.Err = errors.New("no connection from the pre edge: it failed or did not run, so there is no lock to release")
+		return rep
+	}
+	delete(state, mysqlStateKey{})
+	if st.conn == nil {
+		rep.What = mysqlUnlockStmt + " skipped: no lock was taken (" + st.noLock + ")"
+		return rep
+	}
+
+	ctx, cancel := context.WithTimeout(parent, h.timeout)
+	defer cancel()
+	_, err := st.conn.ExecContext(ctx, mysqlUnlockStmt)
+	err = describeTimeout(parent, ctx, h.timeout, err)
+	if err != nil {
+		err = fmt.Errorf("%w (closing the connection instead, which releases the lock if the session still holds one)", err)
+	}
+	if cerr := st.close(); cerr != nil {
+		log.WarnContext(parent, "close mysql connection", slog.String("err", redactSecret(cerr, h.config.Passwd).Error()))
+	}
+	rep.Err = redactSecret(err, h.config.Passwd)
+	return rep
+}
+
+// mysqlDriverLogger sends the driver's log messages (go-sql-driver/mysql
+// logs some errors itself, such as an unexpected EOF) to a slog.Logger.
+type mysqlDriverLogger struct {
+	log    *slog.Logger
+	secret string
+}
+
+func (l mysqlDriverLogger) Print(v ...any) {
+	msg := redactSecret(errors.New(fmt.Sprint(v...)), l.secret).Error()
+	l.log.Warn("mysql driver", slog.String("detail", msg))
+}
+
+// MyLockTablesReport is the report of a MySQLLockTables run. What is the
+// statement the edge ran, "FLUSH TABLES WITH READ LOCK" or "UNLOCK TABLES",
+// followed by a note when the edge ran none (dry run, filesystem not
+// matched). Err is nil when the run succeeded.
+type MyLockTablesReport struct {
+	What string
+	Err  error
+}
+
+// String is What, or "<What>: <err>" when the run failed.
+func (r *MyLockTablesReport) String() string {
+	if r.Err != nil {
+		return r.What + ": " + r.Err.Error()
+	}
+	return r.What
+}
+
+// HadError reports whether the run failed.
+func (r *MyLockTablesReport) HadError() bool { return r.Err != nil }
+
+// Error is String() when the run failed, else "".
+func (r *MyLockTablesReport) Error() string {
+	if r.Err == nil {
+		return ""
+	}
+	return r.String()
+}

@@ -1,0 +1,659 @@
+package hooks
+
+// Integration tests of the mysql-lock-tables hook against the MariaDB server
+// that scripts/test.sh starts (see dbenv_test.go) and against private
+// throwaway servers that a test may kill.
+//
+// The tests do not run in parallel: the lock under test is global to the
+// server. Whether the lock is held is asked of the server itself: a writer
+// session with lock_wait_timeout=1 tries an INSERT.
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/stretchr/testify/require"
+)
+
+// myProbeTable is the table the writer inserts into, in database snaphooks_test.
+const myProbeTable = "snaphooks_lock_probe"
+
+// myHook returns the mysql-lock-tables hook for dsn, built from its
+// configuration as a daemon would.
+func myHook(t *testing.T, dsn string, timeout time.Duration, fatal bool) *MySQLLockTables {
+	t.Helper()
+	h, err := HookFromConfig(HookConfig{
+		Type:        TypeMySQLLockTables,
+		DSN:         dsn,
+		Timeout:     timeout,
+		ErrIsFatal:  fatal,
+		Filesystems: dbTestFilter,
+	})
+	require.NoError(t, err)
+	require.IsType(t, &MySQLLockTables{}, h)
+	return h.(*MySQLLockTables)
+}
+
+// myHookDSN returns the DSN of the RELOAD-only user, and its user and password.
+func myHookDSN(t *testing.T) (dsn, user, password string) {
+	t.Helper()
+	dsn = dsnFromEnv(t, "SNAPHOOKS_TEST_MYSQL_DSN")
+	cfg, err := mysql.ParseDSN(dsn)
+	require.NoError(t, err)
+	require.NotEmpty(t, cfg.Passwd, "SNAPHOOKS_TEST_MYSQL_DSN has no password to check for leaks")
+	return dsn, cfg.User, cfg.Passwd
+}
+
+// myWriter returns the writer's pool, with the probe table created.
+func myWriter(t *testing.T) *sql.DB {
+	t.Helper()
+	w := mysqlOpen(t, "SNAPHOOKS_TEST_MYSQL_WRITER_DSN")
+	ctx, cancel := context.WithTimeout(t.Context(), dbTestTimeout)
+	defer cancel()
+	_, err := w.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+myProbeTable+" (id INT AUTO_INCREMENT PRIMARY KEY, note VARCHAR(100)) ENGINE=InnoDB")
+	require.NoError(t, err)
+	return w
+}
+
+// myTryInsert inserts a row as the writer, waiting at most a second for a
+// lock. It uses no t.Fatal, so callbacks may call it.
+func myTryInsert(ctx context.Context, writer *sql.DB) error {
+	ctx, cancel := context.WithTimeout(ctx, dbTestTimeout)
+	defer cancel()
+	conn, err := writer.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "SET SESSION lock_wait_timeout = 1"); err != nil {
+		return err
+	}
+	_, err = conn.ExecContext(ctx, "INSERT INTO "+myProbeTable+" (note) VALUES ('probe')")
+	return err
+}
+
+// myIsLockWaitTimeout reports whether err is ER_LOCK_WAIT_TIMEOUT (1205).
+func myIsLockWaitTimeout(err error) bool {
+	var myErr *mysql.MySQLError
+	return errors.As(err, &myErr) && myErr.Number == 1205
+}
+
+// mySessions returns the ids of the server's sessions of user.
+func mySessions(ctx context.Context, admin *sql.DB, user string) ([]int64, error) {
+	rows, err := admin.QueryContext(ctx, "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ?", user)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// myRequireUnlocked checks, after a plan, that the hook left nothing behind
+// on the server: no session of user, and the writer can write.
+func myRequireUnlocked(t *testing.T, admin, writer *sql.DB, user string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ids, err := mySessions(t.Context(), admin, user)
+		require.NoError(t, err)
+		if len(ids) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sessions %v of %s outlived the plan", ids, user)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.NoError(t, myTryInsert(t.Context(), writer), "the writer is still blocked after the plan")
+}
+
+// myLockHeldCallback returns a callback that checks, on the server, that the
+// hook's session exists and blocks the writer, and records that it ran.
+func myLockHeldCallback(t *testing.T, admin, writer *sql.DB, user string, ran *bool) HookJobCallback {
+	return func(ctx context.Context) error {
+		*ran = true
+		ids, err := mySessions(ctx, admin, user)
+		if err != nil || len(ids) != 1 {
+			t.Errorf("during the callback: sessions of %s: %v, %v; want exactly one", user, ids, err)
+		}
+		if err := myTryInsert(ctx, writer); !myIsLockWaitTimeout(err) {
+			t.Errorf("during the callback: INSERT from another session: got %v, want a lock wait timeout (1205)", err)
+		}
+		return nil
+	}
+}
+
+// myWriteScript writes an executable shell script with body to a temp dir
+// and returns its path.
+func myWriteScript(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "hook.sh")
+	require.NoError(t, os.WriteFile(path, []byte("#!/bin/sh\n"+body+"\n"), 0o755))
+	return path
+}
+
+func TestMySQLLockBlocksWritersDuringCallback(t *testing.T) {
+	admin, writer := mysqlAdmin(t), myWriter(t)
+	dsn, user, password := myHookDSN(t)
+
+	// The hook's user has RELOAD, no other privilege, and that is enough.
+	var privs []string
+	rows, err := admin.QueryContext(t.Context(), "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE LIKE ?", "'"+user+"'@%")
+	require.NoError(t, err)
+	for rows.Next() {
+		var p string
+		require.NoError(t, rows.Scan(&p))
+		privs = append(privs, p)
+	}
+	require.NoError(t, rows.Err())
+	rows.Close()
+	require.Equal(t, []string{"RELOAD"}, privs, "privileges of %s", user)
+
+	ran := false
+	run := dbRunPlan(t, t.Context(), List{myHook(t, dsn, 10*time.Second, true)}, myLockHeldCallback(t, admin, writer, user, &ran), false)
+
+	require.True(t, ran, "callback ran")
+	require.Equal(t, []StepStatus{StepOk, StepOk, StepOk}, dbStatuses(run.report))
+	require.Equal(t, "FLUSH TABLES WITH READ LOCK", run.report[0].Report.String())
+	require.Equal(t, "UNLOCK TABLES", run.report[2].Report.String())
+	require.Equal(t, "", run.report[2].Report.Error())
+	require.Equal(t, "MySQL FLUSH TABLES WITH READ LOCK", run.report[0].Hook.String())
+	myRequireUnlocked(t, admin, writer, user)
+	dbRequireNoSecret(t, password, run)
+}
+
+func TestMySQLDryRunTakesNoLock(t *testing.T) {
+	admin, writer := mysqlAdmin(t), myWriter(t)
+	dsn, user, password := myHookDSN(t)
+
+	ran := false
+	cb := func(ctx context.Context) error {
+		ran = true
+		if ids, err := mySessions(ctx, admin, user); err != nil || len(ids) != 0 {
+			t.Errorf("during the dry-run callback: sessions of %s: %v, %v; want none", user, ids, err)
+		}
+		if err := myTryInsert(ctx, writer); err != nil {
+			t.Errorf("during the dry-run callback: INSERT: %v", err)
+		}
+		return nil
+	}
+	run := dbRunPlan(t, t.Context(), List{myHook(t, dsn, 10*time.Second, true)}, cb, true)
+
+	require.True(t, ran, "callback ran")
+	require.Equal(t, []StepStatus{StepOk, StepOk, StepOk}, dbStatuses(run.report))
+	require.Equal(t, "FLUSH TABLES WITH READ LOCK (dry run: connected and pinged, took no lock)", run.report[0].Report.String())
+	require.Equal(t, "UNLOCK TABLES skipped: no lock was taken (dry run)", run.report[2].Report.String())
+	myRequireUnlocked(t, admin, writer, user)
+	dbRequireNoSecret(t, password, run)
+
+	t.Run("dry_run_checks_the_password", func(t *testing.T) {
+		cfg, err := mysql.ParseDSN(dsn)
+		require.NoError(t, err)
+		cfg.Passwd = "wrong-s3cret-my-dryrun"
+		run := dbRunPlan(t, t.Context(), List{myHook(t, cfg.FormatDSN(), 10*time.Second, true)}, nil, true)
+		require.Equal(t, []StepStatus{StepErr, StepSkippedDueToFatalErr, StepSkippedDueToFatalErr}, dbStatuses(run.report))
+		require.Contains(t, run.report[0].Report.Error(), "Access denied")
+		dbRequireNoSecret(t, cfg.Passwd, run)
+	})
+}
+
+// TestMySQLLockReleasedOnEveryPath runs the paths on which a plan unwinds
+// after the lock was taken, and checks on the server that the lock is gone
+// afterwards.
+func TestMySQLLockReleasedOnEveryPath(t *testing.T) {
+	admin, writer := mysqlAdmin(t), myWriter(t)
+	dsn, user, password := myHookDSN(t)
+	failing := myWriteScript(t, "echo failing on purpose >&2\nexit 1")
+
+	cases := []struct {
+		name string
+		// hooks returns the plan's hooks, the mysql hook first.
+		hooks func(t *testing.T, my *MySQLLockTables) List
+		// cb gets the plan's cancel func and checks that the lock is held.
+		cb       func(held HookJobCallback, cancel context.CancelFunc) HookJobCallback
+		want     []StepStatus
+		wantCb   bool
+		wantPost string // the mysql Post report's String, "" if it does not run
+	}{
+		{
+			name: "later_err_is_fatal_hook_fails",
+			hooks: func(t *testing.T, my *MySQLLockTables) List {
+				cmd, err := HookFromConfig(HookConfig{Type: TypeCommand, Path: failing, ErrIsFatal: true})
+				require.NoError(t, err)
+				return List{my, cmd}
+			},
+			want:     []StepStatus{StepOk, StepErr, StepSkippedDueToFatalErr, StepSkippedDueToFatalErr, StepOk},
+			wantPost: "UNLOCK TABLES",
+		},
+		{
+			name: "callback_fails",
+			cb: func(held HookJobCallback, _ context.CancelFunc) HookJobCallback {
+				return func(ctx context.Context) error {
+					_ = held(ctx)
+					return errors.New("snapshot failed")
+				}
+			},
+			want:     []StepStatus{StepOk, StepErr, StepOk},
+			wantCb:   true,
+			wantPost: "UNLOCK TABLES",
+		},
+		{
+			name: "callback_panics",
+			cb: func(held HookJobCallback, _ context.CancelFunc) HookJobCallback {
+				return func(ctx context.Context) error {
+					_ = held(ctx)
+					panic("snapshot panicked")
+				}
+			},
+			want:     []StepStatus{StepOk, StepErr, StepOk},
+			wantCb:   true,
+			wantPost: "UNLOCK TABLES",
+		},
+		{
+			name: "ctx_cancelled_during_callback",
+			cb: func(held HookJobCallback, cancel context.CancelFunc) HookJobCallback {
+				return func(ctx context.Context) error {
+					_ = held(ctx)
+					cancel()
+					return ctx.Err()
+				}
+			},
+			want:     []StepStatus{StepOk, StepErr, StepOk},
+			wantCb:   true,
+			wantPost: "UNLOCK TABLES",
+		},
+		{
+			name: "panic_in_pre_after_the_lock_was_taken",
+			hooks: func(t *testing.T, my *MySQLLockTables) List {
+				my.afterLock = func() { panic("boom after the lock") }
+				return List{my}
+			},
+			// The lock is gone by the time the callback runs.
+			cb: func(_ HookJobCallback, _ context.CancelFunc) HookJobCallback {
+				return func(ctx context.Context) error { return myTryInsert(ctx, writer) }
+			},
+			want:   []StepStatus{StepErr, StepOk, StepSkippedDueToPreErr},
+			wantCb: true,
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			my := myHook(t, dsn, 10*time.Second, false)
+			list := List{my}
+			if c.hooks != nil {
+				list = c.hooks(t, my)
+			}
+			ran := false
+			held := myLockHeldCallback(t, admin, writer, user, &ran)
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			cb := held
+			if c.cb != nil {
+				cb = c.cb(held, cancel)
+			}
+			called := false
+			run := dbRunPlan(t, ctx, list, func(ctx context.Context) error { called = true; return cb(ctx) }, false)
+
+			require.Equal(t, c.want, dbStatuses(run.report))
+			require.Equal(t, c.wantCb, called, "callback called")
+			post := run.report[len(run.report)-1]
+			require.Equal(t, Post, post.Edge)
+			if c.wantPost != "" {
+				require.Equal(t, c.wantPost, post.Report.String())
+			}
+			myRequireUnlocked(t, admin, writer, user)
+			dbRequireNoSecret(t, password, run)
+		})
+	}
+}
+
+// TestMySQLConcurrentPlansShareOneHook: one hook, several plans at once,
+// as in a daemon that snapshots many filesystems. Each plan locks and
+// unlocks its own session.
+func TestMySQLConcurrentPlansShareOneHook(t *testing.T) {
+	admin, writer := mysqlAdmin(t), myWriter(t)
+	dsn, user, password := myHookDSN(t)
+	const n = 3
+	hook := myHook(t, dsn, 10*time.Second, true)
+	fs, err := NewDatasetPath(dbTestFS)
+	require.NoError(t, err)
+
+	// Every callback waits until all n plans hold their lock.
+	var locked sync.WaitGroup
+	locked.Add(n)
+	allLocked := make(chan struct{})
+	go func() { locked.Wait(); close(allLocked) }()
+	// The first query of any callback runs before any plan unlocks: the
+	// most sessions a callback saw is the number of locks held at once.
+	var (
+		mu          sync.Mutex
+		maxSessions int
+	)
+	cb := func(ctx context.Context) error {
+		locked.Done()
+		select {
+		case <-allLocked:
+		case <-time.After(dbTestTimeout):
+			return errors.New("the other plans did not take their lock")
+		}
+		ids, err := mySessions(ctx, admin, user)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		maxSessions = max(maxSessions, len(ids))
+		mu.Unlock()
+		return nil
+	}
+
+	logger, buf := testLogger()
+	plans := make([]*Plan, n)
+	for i := range plans {
+		plans[i], err = NewPlan(&List{hook}, PhaseSnapshot, NewCallbackHookForFilesystem("snapshot", fs, cb), Env{EnvFS: dbTestFS})
+		require.NoError(t, err)
+	}
+	var wg sync.WaitGroup
+	for _, p := range plans {
+		wg.Add(1)
+		go func() { defer wg.Done(); p.Run(WithLogger(t.Context(), logger), false) }()
+	}
+	wg.Wait()
+
+	require.Equal(t, n, maxSessions, "sessions of %s while every plan held its lock", user)
+	for _, p := range plans {
+		run := dbPlanRun{report: p.Report(), logs: buf.String()}
+		require.Equal(t, []StepStatus{StepOk, StepOk, StepOk}, dbStatuses(run.report), "%s", run.report)
+		dbRequireNoSecret(t, password, run)
+	}
+	myRequireUnlocked(t, admin, writer, user)
+}
+
+func TestMySQLConnectionKilledDuringCallback(t *testing.T) {
+	admin, writer := mysqlAdmin(t), myWriter(t)
+	dsn, user, password := myHookDSN(t)
+	const timeout = 5 * time.Second
+
+	cb := func(ctx context.Context) error {
+		ids, err := mySessions(ctx, admin, user)
+		if err != nil || len(ids) != 1 {
+			return fmt.Errorf("sessions of %s: %v, %v; want exactly one", user, ids, err)
+		}
+		if _, err := admin.ExecContext(ctx, fmt.Sprintf("KILL %d", ids[0])); err != nil {
+			return fmt.Errorf("KILL %d: %w", ids[0], err)
+		}
+		return nil
+	}
+	run := dbRunPlan(t, t.Context(), List{myHook(t, dsn, timeout, true)}, cb, false)
+
+	require.Equal(t, []StepStatus{StepOk, StepOk, StepErr}, dbStatuses(run.report))
+	post := run.report[2]
+	require.True(t, strings.HasPrefix(post.Report.Error(), "UNLOCK TABLES: "), post.Report.Error())
+	require.Less(t, post.End.Sub(post.Begin), timeout, "post edge waited for its timeout")
+	require.Contains(t, run.logs, "step failed")
+	myRequireUnlocked(t, admin, writer, user)
+	dbRequireNoSecret(t, password, run)
+}
+
+func TestMySQLServerKilledDuringCallback(t *testing.T) {
+	srv := myStartPrivateServer(t)
+	const timeout = 5 * time.Second
+
+	ran := false
+	cb := func(ctx context.Context) error {
+		ran = true
+		ids, err := mySessions(ctx, srv.root, srv.user)
+		if err != nil || len(ids) != 1 {
+			t.Errorf("during the callback: sessions of %s: %v, %v; want exactly one", srv.user, ids, err)
+		}
+		srv.kill()
+		return nil
+	}
+	run := dbRunPlan(t, t.Context(), List{myHook(t, srv.dsn, timeout, true)}, cb, false)
+
+	require.True(t, ran, "callback ran")
+	require.Equal(t, []StepStatus{StepOk, StepOk, StepErr}, dbStatuses(run.report))
+	post := run.report[2]
+	require.True(t, strings.HasPrefix(post.Report.Error(), "UNLOCK TABLES: "), post.Report.Error())
+	require.Less(t, post.End.Sub(post.Begin), timeout, "post edge waited for its timeout")
+	dbRequireNoSecret(t, srv.password, run)
+}
+
+func TestMySQLWrongPassword(t *testing.T) {
+	dsn, _, _ := myHookDSN(t)
+	cfg, err := mysql.ParseDSN(dsn)
+	require.NoError(t, err)
+	cfg.Passwd = "wrong-s3cret-my"
+
+	run := dbRunPlan(t, t.Context(), List{myHook(t, cfg.FormatDSN(), 10*time.Second, true)}, nil, false)
+
+	require.Equal(t, []StepStatus{StepErr, StepSkippedDueToFatalErr, StepSkippedDueToFatalErr}, dbStatuses(run.report))
+	msg := run.report[0].Report.Error()
+	require.True(t, strings.HasPrefix(msg, "FLUSH TABLES WITH READ LOCK: connect: "), msg)
+	require.Contains(t, msg, "Access denied")
+	dbRequireNoSecret(t, cfg.Passwd, run)
+}
+
+func TestMySQLUnreachableServer(t *testing.T) {
+	const (
+		secret  = "s3cret-my-unreachable"
+		timeout = time.Second
+		slack   = 3 * time.Second // a loaded machine under -race
+	)
+	for name, port := range map[string]int{"closed_port": dbClosedPort(t), "blackhole_that_never_answers": dbBlackhole(t)} {
+		t.Run(name+"_is_a_fatal_pre_error", func(t *testing.T) {
+			dsn := fmt.Sprintf("snap:%s@tcp(127.0.0.1:%d)/", secret, port)
+			run := dbRunPlan(t, t.Context(), List{myHook(t, dsn, timeout, true)}, nil, false)
+
+			require.Equal(t, []StepStatus{StepErr, StepSkippedDueToFatalErr, StepSkippedDueToFatalErr}, dbStatuses(run.report))
+			require.Less(t, run.elapsed, timeout+slack)
+			msg := run.report[0].Report.Error()
+			require.True(t, strings.HasPrefix(msg, "FLUSH TABLES WITH READ LOCK: "), msg)
+			dbRequireNoSecret(t, secret, run)
+		})
+	}
+}
+
+// TestMySQLLockWaitEndsAtTheTimeout: FLUSH TABLES WITH READ LOCK waits for
+// the LOCK TABLES of another session; the hook gives up at its timeout and
+// leaves no lock behind.
+func TestMySQLLockWaitEndsAtTheTimeout(t *testing.T) {
+	admin, writer := mysqlAdmin(t), myWriter(t)
+	dsn, user, password := myHookDSN(t)
+	const (
+		timeout = time.Second
+		slack   = 3 * time.Second // a loaded machine under -race
+	)
+
+	blocker, err := admin.Conn(t.Context())
+	require.NoError(t, err)
+	defer blocker.Close()
+	_, err = blocker.ExecContext(t.Context(), "LOCK TABLES snaphooks_test."+myProbeTable+" WRITE")
+	require.NoError(t, err)
+	unlocked := false
+	defer func() {
+		if !unlocked {
+			_, _ = blocker.ExecContext(context.Background(), "UNLOCK TABLES")
+		}
+	}()
+
+	run := dbRunPlan(t, t.Context(), List{myHook(t, dsn, timeout, true)}, nil, false)
+
+	require.Equal(t, []StepStatus{StepErr, StepSkippedDueToFatalErr, StepSkippedDueToFatalErr}, dbStatuses(run.report))
+	require.Less(t, run.elapsed, timeout+slack)
+	msg := run.report[0].Report.Error()
+	require.True(t, strings.HasPrefix(msg, "FLUSH TABLES WITH READ LOCK: "), msg)
+	require.True(t, strings.Contains(msg, "timed out after 1s") || strings.Contains(msg, "Lock wait timeout"), msg)
+
+	_, err = blocker.ExecContext(t.Context(), "UNLOCK TABLES")
+	require.NoError(t, err)
+	unlocked = true
+	myRequireUnlocked(t, admin, writer, user)
+	dbRequireNoSecret(t, password, run)
+}
+
+// TestMySQLHookWithoutServer checks the edges that need no server: the DSN
+// points at a closed port, so a connection attempt would fail the run.
+func TestMySQLHookWithoutServer(t *testing.T) {
+	const secret = "s3cret-my-noconnect"
+	h, err := HookFromConfig(HookConfig{
+		Type:           TypeMySQLLockTables,
+		DSN:            fmt.Sprintf("snap:%s@tcp(127.0.0.1:%d)/", secret, dbClosedPort(t)),
+		Filesystems:    dbTestFilter,
+		PostOnPreError: true,
+	})
+	require.NoError(t, err)
+	my := h.(*MySQLLockTables)
+	require.Equal(t, "MySQL FLUSH TABLES WITH READ LOCK", h.String())
+	require.Equal(t, DefaultHookTimeout, my.Timeout())
+	require.True(t, my.PostOnPreError())
+	require.False(t, my.ErrIsFatal())
+
+	run := func(edge Edge, extra Env, state map[interface{}]interface{}) HookReport {
+		logger, buf := testLogger()
+		rep := h.Run(WithLogger(t.Context(), logger), edge, PhaseSnapshot, false, extra, state)
+		dbRequireReportHasNoSecret(t, secret, rep, buf.String())
+		return rep
+	}
+	env := Env{EnvFS: dbTestFS}
+
+	t.Run("post_without_pre_is_an_error_not_a_panic", func(t *testing.T) {
+		rep := run(Post, env, map[interface{}]interface{}{})
+		require.True(t, rep.HadError())
+		require.True(t, strings.HasPrefix(rep.Error(), "UNLOCK TABLES: no connection from the pre edge: "), rep.Error())
+		rep = run(Post, env, nil)
+		require.True(t, rep.HadError())
+	})
+	t.Run("failed_pre_leaves_post_an_error", func(t *testing.T) {
+		state := map[interface{}]interface{}{}
+		rep := run(Pre, env, state)
+		require.True(t, rep.HadError())
+		require.Contains(t, rep.Error(), "connection refused")
+		require.Empty(t, state)
+		rep = run(Post, env, state)
+		require.Contains(t, rep.Error(), "no connection from the pre edge")
+	})
+	t.Run("filesystem_not_matched_takes_no_lock", func(t *testing.T) {
+		state := map[interface{}]interface{}{}
+		rep := run(Pre, Env{EnvFS: "tank/other"}, state)
+		require.False(t, rep.HadError(), rep.Error())
+		require.Equal(t, "FLUSH TABLES WITH READ LOCK skipped: filesystem tank/other not matched", rep.String())
+		rep = run(Post, Env{EnvFS: "tank/other"}, state)
+		require.False(t, rep.HadError(), rep.Error())
+		require.Equal(t, "UNLOCK TABLES skipped: no lock was taken (the filesystem was not matched)", rep.String())
+	})
+	t.Run("no_filesystem_is_an_error", func(t *testing.T) {
+		rep := run(Pre, Env{}, map[interface{}]interface{}{})
+		require.Equal(t, "FLUSH TABLES WITH READ LOCK: no filesystem in the hook environment (ZREPL_FS)", rep.Error())
+	})
+	t.Run("no_state_map_is_an_error", func(t *testing.T) {
+		rep := run(Pre, env, nil)
+		require.True(t, rep.HadError())
+		require.Contains(t, rep.Error(), "no state map")
+	})
+	t.Run("callback_edge_does_nothing", func(t *testing.T) {
+		rep := run(Callback, env, map[interface{}]interface{}{})
+		require.False(t, rep.HadError(), rep.Error())
+	})
+}
+
+// myPrivateServer is a MariaDB server of one test, which the test may kill.
+type myPrivateServer struct {
+	dsn, user, password string  // of a user with only RELOAD, over TCP
+	root                *sql.DB // root over the unix socket, for the test's queries
+	kill                func()  // SIGKILL and reap the server; idempotent
+}
+
+// myStartPrivateServer starts a MariaDB server with its data in a temp dir
+// on a free port of 127.0.0.1, and a user with only RELOAD. The server is
+// killed when the test ends, if the test did not kill it.
+func myStartPrivateServer(t *testing.T) *myPrivateServer {
+	t.Helper()
+	mariadbd := dsnFromEnv(t, "SNAPHOOKS_TEST_MARIADBD")
+	installDB := dsnFromEnv(t, "SNAPHOOKS_TEST_MARIADB_INSTALL_DB")
+	dir := t.TempDir()
+	data, tmp := filepath.Join(dir, "data"), filepath.Join(dir, "tmp")
+	sock, errLog := filepath.Join(dir, "mysqld.sock"), filepath.Join(dir, "server.log")
+	require.NoError(t, os.MkdirAll(tmp, 0o700))
+	common := []string{
+		"--no-defaults", "--datadir=" + data, "--tmpdir=" + tmp,
+		"--innodb-buffer-pool-size=32M", "--innodb-log-file-size=16M", "--performance-schema=OFF",
+		"--skip-log-bin", "--skip-name-resolve",
+	}
+	if os.Geteuid() == 0 {
+		common = append(common, "--user=root") // the temp dir is not the mysql user's
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	install := exec.CommandContext(ctx, installDB, append(common, "--auth-root-authentication-method=normal", "--skip-test-db")...)
+	if out, err := install.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", installDB, err, out)
+	}
+
+	port := dbClosedPort(t)
+	srv := exec.Command(mariadbd, append(common,
+		"--socket="+sock, fmt.Sprintf("--port=%d", port), "--bind-address=127.0.0.1", "--skip-networking=0",
+		"--pid-file="+filepath.Join(dir, "mysqld.pid"), "--log-error="+errLog)...)
+	require.NoError(t, srv.Start())
+	exited := make(chan struct{})
+	go func() { _ = srv.Wait(); close(exited) }()
+	var once sync.Once
+	kill := func() {
+		once.Do(func() {
+			_ = srv.Process.Kill()
+			<-exited
+		})
+	}
+	t.Cleanup(kill)
+
+	root, err := sql.Open("mysql", "root@unix("+sock+")/")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = root.Close() })
+	root.SetMaxIdleConns(0) // no idle connection to a killed server
+	for {
+		pctx, pcancel := context.WithTimeout(ctx, time.Second)
+		err := root.PingContext(pctx)
+		pcancel()
+		if err == nil {
+			break
+		}
+		select {
+		case <-exited:
+			log, _ := os.ReadFile(errLog)
+			t.Fatalf("mariadbd exited before it was ready: %v\n%s", err, log)
+		case <-ctx.Done():
+			log, _ := os.ReadFile(errLog)
+			t.Fatalf("mariadbd not ready within a minute: %v\n%s", err, log)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+
+	p := &myPrivateServer{user: "snaphooks_private", password: "s3cret-my-private", root: root, kill: kill}
+	for _, q := range []string{
+		fmt.Sprintf("CREATE USER '%s'@'127.0.0.1' IDENTIFIED BY '%s'", p.user, p.password),
+		fmt.Sprintf("GRANT RELOAD ON *.* TO '%s'@'127.0.0.1'", p.user),
+	} {
+		_, err := root.ExecContext(ctx, q)
+		require.NoError(t, err)
+	}
+	p.dsn = fmt.Sprintf("%s:%s@tcp(127.0.0.1:%d)/", p.user, p.password, port)
+	return p
+}

@@ -1,0 +1,281 @@
+package hooks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// pgInsufficientPrivilege is the SQLSTATE of insufficient_privilege.
+const pgInsufficientPrivilege = "42501"
+
+// dbCloseTimeout bounds how long closing a database connection may take. It
+// runs with a ctx that the caller cannot cancel, so that a connection is
+// closed on shutdown too.
+const dbCloseTimeout = 5 * time.Second
+
+// PgChkptHook is the postgres-checkpoint hook: on the Pre edge it connects to
+// a PostgreSQL server and runs CHECKPOINT, so that the server has written its
+// dirty pages to disk shortly before the snapshot and a server started from
+// the snapshot has little WAL to replay. The snapshot is crash-consistent with
+// or without it; the checkpoint only shortens crash recovery.
+//
+// What Run does:
+//
+//   - On the Callback and Post edges it does nothing and returns an ok report.
+//   - On the Pre edge it reads the filesystem from extra[EnvFS]. If there is
+//     none, or it is not a valid dataset name, or the hook's filter fails on
+//     it, the report is an error. If the filter does not pass it, the hook
+//     does nothing, logs that at DEBUG and returns an ok report.
+//   - Otherwise it connects with the DSN, sets the session's
+//     statement_timeout to what is left of the hook's timeout (or of the ctx's
+//     deadline, if that is sooner) and runs CHECKPOINT. Connecting and the
+//     checkpoint together are bounded by the hook's timeout; an expired
+//     timeout makes the error begin with "timed out after <timeout>".
+//   - In a dry run it connects and pings the server instead: the DSN, the
+//     network and the password are checked, but no checkpoint is requested
+//     and the privilege to run one is not.
+//
+// The connection is always closed before Run returns, with a ctx that the
+// caller's ctx cannot cancel. Nothing is kept in the state map.
+//
+// A role that may not run CHECKPOINT gets an error that says so: the role
+// needs SUPERUSER or, on PostgreSQL 15 and later, membership in the
+// predefined role pg_checkpoint.
+//
+// No report, error, String or log record contains the DSN's password: the
+// password is replaced by "xxxxx" in every error text.
+//
+// A PgChkptHook is immutable and safe for concurrent use.
+type PgChkptHook struct {
+	config         *pgx.ConnConfig // parsed once; each run connects with a copy
+	password       string          // redacted from every error text
+	timeout        time.Duration
+	errIsFatal     bool
+	postOnPreError bool
+	filter         Filter
+}
+
+// newPgChkptHook returns the hook that in describes. in has its defaults
+// applied and is valid. The DSN is parsed here, as libpq would parse it
+// (keyword/value or URL form, PG* environment variables, the password file),
+// so that a run does not fail on it later.
+func newPgChkptHook(in HookConfig) (*PgChkptHook, error) {
+	filter, err := DatasetMapFilterFromConfig(in.Filesystems)
+	if err != nil {
+		return nil, &FieldError{Field: "filesystems", Err: err}
+	}
+	cfg, err := pgx.ParseConfig(in.DSN)
+	if err != nil {
+		// pgx replaces the password in the DSN it quotes with "xxxxx".
+		return nil, &FieldError{Field: "dsn", Err: err}
+	}
+	timeout := in.Timeout
+	if timeout <= 0 {
+		timeout = DefaultHookTimeout
+	}
+	return &PgChkptHook{
+		config:         cfg,
+		password:       cfg.Password,
+		timeout:        timeout,
+		errIsFatal:     in.ErrIsFatal,
+		postOnPreError: in.PostOnPreError,
+		filter:         filter,
+	}, nil
+}
+
+// Filesystems returns the hook's filter.
+func (h *PgChkptHook) Filesystems() Filter { return h.filter }
+
+// ErrIsFatal reports whether a Pre error of the hook stops the plan.
+func (h *PgChkptHook) ErrIsFatal() bool { return h.errIsFatal }
+
+// PostOnPreError reports whether the Post edge runs although the Pre edge
+// failed. The Post edge of this hook does nothing either way.
+func (h *PgChkptHook) PostOnPreError() bool { return h.postOnPreError }
+
+// Timeout is how long connecting and the checkpoint may take together.
+func (h *PgChkptHook) Timeout() time.Duration { return h.timeout }
+
+// String returns "postgres checkpoint".
+func (h *PgChkptHook) String() string { return "postgres checkpoint" }
+
+// Run requests a checkpoint on the Pre edge; see PgChkptHook. It returns a
+// *PgChkptHookReport. state is not used.
+func (h *PgChkptHook) Run(ctx context.Context, edge Edge, phase Phase, dryRun bool, extra Env, state map[interface{}]interface{}) HookReport {
+	if edge != Pre {
+		return &PgChkptHookReport{}
+	}
+	log := GetLogger(ctx).With(slog.String("hook", h.String()), slog.String("edge", edge.String()))
+	fs, pass, err := dbHookFilesystem(h.filter, extra)
+	if err != nil {
+		return &PgChkptHookReport{Err: err}
+	}
+	log = log.With(slog.String("fs", fs))
+	if !pass {
+		log.DebugContext(ctx, "filesystem not matched by the hook's filter: no checkpoint")
+		return &PgChkptHookReport{}
+	}
+	return &PgChkptHookReport{Err: redactSecret(h.run(ctx, log, dryRun), h.password)}
+}
+
+// run connects, sets statement_timeout and checkpoints (or pings, in a dry
+// run), bounded by the hook's timeout, and closes the connection.
+func (h *PgChkptHook) run(parent context.Context, log *slog.Logger, dryRun bool) (err error) {
+	ctx, cancel := context.WithTimeout(parent, h.timeout)
+	defer cancel()
+	defer func() { err = describeTimeout(parent, ctx, h.timeout, err) }()
+
+	cfg := h.config.Copy()
+	if cfg.ConnectTimeout <= 0 || cfg.ConnectTimeout > h.timeout {
+		cfg.ConnectTimeout = h.timeout
+	}
+	log.DebugContext(ctx, "connecting to postgres",
+		slog.String("host", cfg.Host), slog.Int("port", int(cfg.Port)),
+		slog.String("user", cfg.User), slog.String("database", cfg.Database), slog.Bool("dry_run", dryRun))
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(parent), min(h.timeout, dbCloseTimeout))
+		defer cancel()
+		if cerr := conn.Close(closeCtx); cerr != nil && err == nil {
+			err = fmt.Errorf("close connection: %w", cerr)
+		}
+	}()
+
+	if dryRun {
+		if err := conn.Ping(ctx); err != nil {
+			return fmt.Errorf("ping: %w", err)
+		}
+		log.DebugContext(ctx, "dry run: connected and pinged postgres, no checkpoint")
+		return nil
+	}
+
+	// statement_timeout takes an integer number of milliseconds; 0 would mean
+	// no timeout, so at least 1. The statement is built from an integer: SET
+	// takes no bind parameters.
+	ms := int64(1)
+	if deadline, ok := ctx.Deadline(); ok {
+		ms = max(ms, time.Until(deadline).Milliseconds())
+	}
+	if _, err := conn.Exec(ctx, fmt.Sprintf("SET statement_timeout = %d", ms)); err != nil {
+		return fmt.Errorf("set statement_timeout: %w", err)
+	}
+	log.DebugContext(ctx, "running CHECKPOINT", slog.Int64("statement_timeout_ms", ms))
+	if _, err := conn.Exec(ctx, "CHECKPOINT"); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == pgInsufficientPrivilege {
+			return fmt.Errorf("CHECKPOINT: insufficient privilege: the role needs SUPERUSER or, on PostgreSQL 15+, membership in pg_checkpoint: %w", err)
+		}
+		return fmt.Errorf("CHECKPOINT: %w", err)
+	}
+	return nil
+}
+
+// PgChkptHookReport is the report of a PgChkptHook run. Err is nil when the
+// run succeeded, including the runs that had nothing to do.
+type PgChkptHookReport struct {
+	Err error
+}
+
+// String is "postgres CHECKPOINT completed" or
+// "postgres CHECKPOINT failed: <err>".
+func (r *PgChkptHookReport) String() string {
+	if r.Err != nil {
+		return "postgres CHECKPOINT failed: " + r.Err.Error()
+	}
+	return "postgres CHECKPOINT completed"
+}
+
+// HadError reports whether the run failed.
+func (r *PgChkptHookReport) HadError() bool { return r.Err != nil }
+
+// Error is String() when the run failed, else "".
+func (r *PgChkptHookReport) Error() string {
+	if r.Err == nil {
+		return ""
+	}
+	return r.String()
+}
+
+// dbHookFilesystem returns the filesystem of a database hook's run, from
+// extra[EnvFS], and whether filter passes it. It fails if there is none, if
+// it is not a valid dataset name, or if the filter fails.
+func dbHookFilesystem(filter Filter, extra Env) (fs string, pass bool, err error) {
+	fs, ok := extra[EnvFS]
+	if !ok {
+		return "", false, fmt.Errorf("no filesystem in the hook environment (%s)", EnvFS)
+	}
+	p, err := NewDatasetPath(fs)
+	if err != nil {
+		return fs, false, err
+	}
+	pass, err = filter.Filter(p)
+	if err != nil {
+		return fs, false, fmt.Errorf("filter filesystem %q: %w", fs, err)
+	}
+	return fs, pass, nil
+}
+
+// describeTimeout says in err why ctx, derived from parent with the given
+// timeout, ended the run: its own timeout, or the end of parent.
+func describeTimeout(parent, ctx context.Context, timeout time.Duration, err error) error {
+	switch {
+	case err == nil || !ctxEnded(ctx):
+		return err
+	case ctxEnded(parent):
+		cause := context.Cause(parent)
+		if cause == nil { // the deadline passed, its timer has not fired yet
+			cause = context.DeadlineExceeded
+		}
+		return fmt.Errorf("aborted (%v): %w", cause, err)
+	default:
+		return fmt.Errorf("timed out after %s: %w", timeout, err)
+	}
+}
+
+// ctxEnded reports whether ctx is done or its deadline has passed: on a busy
+// machine the timer that cancels ctx may fire a little after the deadline
+// that a driver's I/O deadline has already hit.
+func ctxEnded(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	deadline, ok := ctx.Deadline()
+	return ok && !time.Now().Before(deadline)
+}
+
+// redactedMark replaces a secret in error texts, as RedactDSN does in DSNs.
+const redactedMark = "xxxxx"
+
+// secretRedactedError is an error whose text never shows secret. It unwraps
+// to the original error, so errors.As still finds a *pgconn.PgError or a
+// *mysql.MySQLError.
+type secretRedactedError struct {
+	err    error
+	secret string
+}
+
+func (e *secretRedactedError) Error() string {
+	return strings.ReplaceAll(e.err.Error(), e.secret, redactedMark)
+}
+
+func (e *secretRedactedError) Unwrap() error { return e.err }
+
+// redactSecret returns err with every occurrence of secret in its text
+// replaced by "xxxxx". The drivers do not put passwords into their errors;
+// this makes sure of it.
+func redactSecret(err error, secret string) error {
+	if err == nil || secret == "" {
+		return err
+	}
+	return &secretRedactedError{err: err, secret: secret}
+}
