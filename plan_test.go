@@ -229,3 +229,45 @@ func lines(s string) []string {
 	}
 	return strings.Split(strings.TrimSuffix(s, "\n"), "\n")
 }
+
+func TestPlanHookFilteredOutDoesNotRun(t *testing.T) {
+	t.Parallel()
+	record := filepath.Join(t.TempDir(), "record")
+	list := List{
+		newCommandHook(t, "h1", HookConfig{Filesystems: map[string]bool{"tank<": true, "tank/db": false}}),
+		newCommandHook(t, "h2", HookConfig{Filesystems: map[string]bool{"tank/db": true}}),
+		newCommandHook(t, "h3", HookConfig{Filesystems: map[string]bool{"zroot<": true}}),
+	}
+	fs, err := NewDatasetPath("tank/db")
+	require.NoError(t, err)
+	filtered, err := list.CopyFilteredForFilesystem(fs)
+	require.NoError(t, err)
+	require.Len(t, filtered, 1)
+	assert.Same(t, list[1], filtered[0], "hooks are shared, not copied")
+
+	cb := NewCallbackHookForFilesystem("snapshot", fs, func(context.Context) error { return nil })
+	plan, err := NewPlan(&filtered, PhaseSnapshot, cb, Env{EnvFS: fs.ToString(), "RECORD": record})
+	require.NoError(t, err)
+	plan.Run(context.Background(), false)
+	assert.Equal(t, []string{"h2 pre_snapshot", "h2 post_snapshot"}, lines(readFile(t, record)))
+}
+
+func TestPlanDryRunReachesTheScript(t *testing.T) {
+	t.Parallel()
+	list := List{newCommandHook(t, "env", HookConfig{})}
+	fs, err := NewDatasetPath("tank/db")
+	require.NoError(t, err)
+	cb := NewCallbackHookForFilesystem("snapshot", fs, func(context.Context) error { return nil })
+	plan, err := NewPlan(&list, PhaseSnapshot, cb, Env{EnvFS: "tank/db", EnvSnapshot: "snap"})
+	require.NoError(t, err)
+	plan.Run(context.Background(), true)
+	rep := plan.Report()
+	for _, i := range []int{0, 2} {
+		out := string(rep[i].Report.(*CommandHookReport).CapturedStdoutStderrCombined)
+		assert.Contains(t, out, "ZREPL_DRYRUN=true\n")
+		assert.Contains(t, out, "ZREPL_FS=tank/db\n")
+		assert.Contains(t, out, "ZREPL_SNAPNAME=snap\n")
+	}
+	assert.Contains(t, string(rep[0].Report.(*CommandHookReport).CapturedStdoutStderrCombined), "ZREPL_HOOKTYPE=pre_snapshot\n")
+	assert.Contains(t, string(rep[2].Report.(*CommandHookReport).CapturedStdoutStderrCombined), "ZREPL_HOOKTYPE=post_snapshot\n")
+}
