@@ -1,0 +1,176 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/snaphooks/hooks"
+)
+
+const checkHelp = `Usage: snaphook check -c FILE [--fs DATASET]...
+
+Validates FILE as "snaphook run" reads it. If FILE is invalid, prints every
+problem to stderr, one per line, with the hook number, the field and the line:
+  hooks.yml: hook #2 (line 7): path: "bin/x" is not absolute
+and exits with status 64.
+
+Otherwise it lists the hooks (number, type, path or database, timeout,
+err_is_fatal, post_on_pre_error, filesystems; never a password), then for
+each --fs DATASET the hooks that "snaphook run --fs DATASET" would run, in
+the order of their pre edges. On stderr it warns about command hooks whose
+path is not an executable file on this machine, and, if --fs was given, about
+hooks that match none of the datasets.
+
+Flags:
+  -c, --config FILE   the hook list: YAML, as the "hooks:" of a zrepl job;
+                      "-" reads it from stdin
+  --fs DATASET        a dataset to show the hooks of; may be repeated
+  -h, --help          show this help
+
+Exit status:
+  0   FILE is valid (warnings or not)
+  64  FILE is invalid or unreadable, or bad usage
+`
+
+func checkCommand(args []string, s streams) int {
+	var config string
+	var datasets stringList
+	fset := flag.NewFlagSet("check", flag.ContinueOnError)
+	fset.StringVar(&config, "c", "", "")
+	fset.StringVar(&config, "config", "", "")
+	fset.Var(&datasets, "fs", "")
+	if code, done := parseFlags(fset, args, checkHelp, s); done {
+		return code
+	}
+	switch {
+	case config == "":
+		return usageError(s, "check", "missing -c FILE")
+	case fset.NArg() > 0:
+		return usageError(s, "check", fmt.Sprintf("unexpected argument %q", fset.Arg(0)))
+	}
+	paths := make([]*hooks.DatasetPath, len(datasets))
+	for i, d := range datasets {
+		p, err := hooks.NewDatasetPath(d)
+		if err != nil {
+			return usageError(s, "check", "--fs: "+err.Error())
+		}
+		if p.Empty() {
+			return usageError(s, "check", "--fs: empty dataset name")
+		}
+		paths[i] = p
+	}
+
+	cfg, list, ok := loadHooks(config, s)
+	if !ok {
+		return exitUsage
+	}
+	name := config
+	if name == "-" {
+		name = stdinName
+	}
+
+	// The hooks.
+	fmt.Fprintf(s.Stdout, "%s: %s\n", name, plural(len(list), "hook", "hooks"))
+	if len(list) > 0 {
+		tw := tabwriter.NewWriter(s.Stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "#\tTYPE\tHOOK\tTIMEOUT\tERR_IS_FATAL\tPOST_ON_PRE_ERROR\tFILESYSTEMS")
+		for i, h := range list {
+			c := cfg[i].WithDefaults()
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%t\t%t\t%s\n", i+1, c.Type, sanitize(describeHook(c, h)),
+				c.Timeout, c.ErrIsFatal, c.PostOnPreError, sanitize(describeFilter(c, h)))
+		}
+		tw.Flush()
+	}
+	for i, c := range cfg {
+		if c.Type != hooks.TypeCommand {
+			continue
+		}
+		if err := checkExecutable(c.Path); err != nil {
+			fmt.Fprintf(s.Stderr, "warning: hook #%d: %s\n", i+1, sanitize(err.Error()))
+		}
+	}
+
+	// The hooks of each dataset.
+	if len(paths) == 0 {
+		return exitOK
+	}
+	fmt.Fprintln(s.Stdout)
+	matched := make([]bool, len(list))
+	tw := tabwriter.NewWriter(s.Stdout, 0, 0, 2, ' ', 0)
+	for _, p := range paths {
+		var nums []string
+		for i, h := range list {
+			pass, err := h.Filesystems().Filter(p)
+			if err != nil {
+				fmt.Fprintf(s.Stderr, "%s: hook #%d: filter %s: %v\n", name, i+1, p.ToString(), err)
+				return exitUsage
+			}
+			if pass {
+				matched[i] = true
+				nums = append(nums, "#"+strconv.Itoa(i+1))
+			}
+		}
+		runs := "no hook"
+		if len(nums) > 0 {
+			runs = strings.Join(nums, " ")
+		}
+		fmt.Fprintf(tw, "%s\truns %s\n", p.ToString(), runs)
+	}
+	tw.Flush()
+	for i, m := range matched {
+		if !m {
+			fmt.Fprintf(s.Stderr, "warning: hook #%d (%s) matches none of the datasets given with --fs\n", i+1, sanitize(describeHook(cfg[i], list[i])))
+		}
+	}
+	return exitOK
+}
+
+// describeHook names a hook for the listing: the path of a command hook; for
+// a database hook its name and its DSN without the password.
+func describeHook(c hooks.HookConfig, h hooks.Hook) string {
+	if c.Type == hooks.TypeCommand {
+		return c.Path
+	}
+	return h.String() + " dsn=" + strconv.Quote(hooks.RedactDSN(c.Type, c.DSN))
+}
+
+// describeFilter shows the filesystems of a hook, defaults applied.
+func describeFilter(c hooks.HookConfig, h hooks.Hook) string {
+	if s, ok := h.Filesystems().(fmt.Stringer); ok {
+		return s.String()
+	}
+	f, err := hooks.DatasetMapFilterFromConfig(c.WithDefaults().Filesystems)
+	if err != nil { // unreachable: the config was validated
+		return err.Error()
+	}
+	return f.String()
+}
+
+// checkExecutable returns an error if path is not an executable regular file.
+func checkExecutable(path string) error {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%s: no such file on this machine", path)
+	case err != nil:
+		return err
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("%s: not a regular file", path)
+	case fi.Mode().Perm()&0o111 == 0:
+		return fmt.Errorf("%s: not executable", path)
+	}
+	return nil
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
+}

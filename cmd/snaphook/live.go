@@ -1,0 +1,171 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/creack/pty"
+	"github.com/snaphooks/hooks"
+)
+
+// The terminal control sequences of the live view: go to the start of the
+// line, and clear from the cursor to the end of the line.
+const (
+	carriageReturn = "\r"
+	clearToEOL     = "\x1b[K"
+)
+
+// terminalWidth reports whether f is a terminal and, if so, its width in
+// columns (80 if the terminal does not say). A character device that is not
+// a terminal, such as /dev/null, is not one.
+func terminalWidth(f *os.File) (int, bool) {
+	fi, err := f.Stat()
+	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return 0, false
+	}
+	_, cols, err := pty.Getsize(f)
+	if err != nil {
+		return 0, false
+	}
+	if cols <= 0 {
+		cols = 80
+	}
+	return cols, true
+}
+
+// liveView keeps one status line at the bottom of a terminal, recomputed and
+// rewritten in place every interval until stop. Text written through
+// logWriter clears the line first and redraws it after, so log records and
+// the status line never mix on the screen even when they share it.
+type liveView struct {
+	term   *os.File
+	status func() string
+
+	// mu guards width, line, shown and stopped, and is held while writing
+	// to the terminal, so that a status update and a log record never
+	// interleave.
+	mu      sync.Mutex
+	width   int
+	line    string // the status line as last drawn
+	shown   bool   // whether line is on the screen
+	stopped bool
+
+	quit chan struct{}
+	wg   sync.WaitGroup
+}
+
+// startLiveView draws status() on term now and then every interval.
+func startLiveView(term *os.File, width int, interval time.Duration, status func() string) *liveView {
+	v := &liveView{term: term, status: status, width: width, quit: make(chan struct{})}
+	v.refresh()
+	v.wg.Add(1)
+	go func() {
+		defer v.wg.Done()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-v.quit:
+				return
+			case <-t.C:
+				v.refresh()
+			}
+		}
+	}()
+	return v
+}
+
+// refresh recomputes the status line and draws it.
+func (v *liveView) refresh() {
+	line := sanitize(v.status())
+	width, ok := terminalWidth(v.term) // follow resizes
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.stopped {
+		return
+	}
+	if ok {
+		v.width = width
+	}
+	v.line = truncate(line, v.width-1) // a full-width line would wrap on some terminals
+	v.draw()
+}
+
+// draw writes the status line over the current one. mu must be held.
+func (v *liveView) draw() {
+	_, _ = io.WriteString(v.term, carriageReturn+v.line+clearToEOL)
+	v.shown = true
+}
+
+// clear removes the status line from the screen. mu must be held.
+func (v *liveView) clear() {
+	if v.shown {
+		_, _ = io.WriteString(v.term, carriageReturn+clearToEOL)
+		v.shown = false
+	}
+}
+
+// logWriter returns a writer to w that clears the status line before each
+// write and redraws it after. Each write should be whole lines, as those of
+// a slog handler are.
+func (v *liveView) logWriter(w io.Writer) io.Writer {
+	return writerFunc(func(p []byte) (int, error) {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		v.clear()
+		n, err := w.Write(p)
+		if !v.stopped {
+			v.draw()
+		}
+		return n, err
+	})
+}
+
+// stop stops the updates and clears the status line. Writes through
+// logWriter go straight to their writer after that.
+func (v *liveView) stop() {
+	close(v.quit)
+	v.wg.Wait()
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.clear()
+	v.stopped = true
+}
+
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// statusLine describes a running plan in one line: the running step as in
+// the report, or how many steps are done, then the snapshot. The snapshot
+// comes last, so that it is what a narrow terminal cuts off.
+//
+//	step 02/05 [Exec] [1.203s] ~ [Pre]  /etc/snaphook/hooks/template.sh  (tank/db@snaphook_20260101_120000_000)
+func statusLine(target string, rep hooks.PlanReport) string {
+	done := 0
+	for i, st := range rep {
+		switch st.Status {
+		case hooks.StepExec:
+			return fmt.Sprintf("step %02d/%02d %s  (%s)", i+1, len(rep), st, target)
+		case hooks.StepPending:
+		default:
+			done++
+		}
+	}
+	return fmt.Sprintf("%d/%d steps done  (%s)", done, len(rep), target)
+}
+
+// truncate cuts s to at most n runes, marking a cut with "...".
+func truncate(s string, n int) string {
+	if n < 4 {
+		n = 4
+	}
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-3]) + "..."
+}

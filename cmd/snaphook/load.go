@@ -1,0 +1,53 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/snaphooks/hooks"
+)
+
+// stdinName stands for the config file when it is read from stdin ("-c -").
+const stdinName = "<stdin>"
+
+// loadHooks reads the hook list at path, or stdin if path is "-", parses it
+// with hooks.ParseHookList and builds it with hooks.ListFromConfig. On error
+// it prints every problem on a line of its own to stderr, prefixed with the
+// file name ("hooks.yml: hook #2 (line 7): path: ..."), and returns false.
+func loadHooks(path string, s streams) (hooks.HookList, hooks.List, bool) {
+	name := path
+	var data []byte
+	var err error
+	if path == "-" {
+		name = stdinName
+		data, err = io.ReadAll(s.Stdin)
+	} else {
+		data, err = os.ReadFile(path)
+	}
+	if err != nil {
+		fmt.Fprintf(s.Stderr, "%s: %v\n", name, err)
+		return nil, nil, false
+	}
+	cfg, err := hooks.ParseHookList(data)
+	if err != nil {
+		for _, e := range splitErrors(err) {
+			fmt.Fprintf(s.Stderr, "%s: %v\n", name, e)
+		}
+		return nil, nil, false
+	}
+	list, err := hooks.ListFromConfig(&cfg)
+	if err != nil {
+		fmt.Fprintf(s.Stderr, "%s: %v\n", name, err)
+		return nil, nil, false
+	}
+	return cfg, *list, true
+}
+
+// splitErrors returns the errors joined in err (by errors.Join), or err alone.
+func splitErrors(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
