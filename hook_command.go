@@ -58,6 +58,7 @@ const DefaultKillGrace = 5 * time.Second
 // A CommandHook is immutable and safe for concurrent use.
 type CommandHook struct {
 	path           string
+	name           string // the hook attribute of log records; path if empty
 	args           []string
 	timeout        time.Duration
 	errIsFatal     bool
@@ -194,7 +195,11 @@ func (h *CommandHook) exec(ctx context.Context, edge Edge, env Env) ([]byte, err
 	log := GetLogger(ctx)
 	out := newOutputCapture(h.maxLogSize)
 	if log.Enabled(ctx, slog.LevelInfo) || log.Enabled(ctx, slog.LevelWarn) {
-		attrs := []any{slog.String("hook", h.String()), slog.String("edge", edge.String())}
+		name := h.name
+		if name == "" {
+			name = h.path
+		}
+		attrs := []any{slog.String("hook", name), slog.String("edge", edge.String())}
 		if fs, ok := env[EnvFS]; ok {
 			attrs = append(attrs, slog.String("fs", fs))
 		}
@@ -269,6 +274,7 @@ func (h *CommandHook) exec(ctx context.Context, edge Edge, env Env) ([]byte, err
 func NewCommandCallback(name, path string, args []string, env Env, timeout time.Duration) HookJobCallback {
 	h := &CommandHook{
 		path:       path,
+		name:       name,
 		args:       append([]string(nil), args...),
 		timeout:    timeout,
 		killGrace:  DefaultKillGrace,
@@ -279,7 +285,7 @@ func NewCommandCallback(name, path string, args []string, env Env, timeout time.
 		envCopy[k] = v
 	}
 	return func(ctx context.Context) error {
-		if _, err := h.exec(WithLogger(ctx, GetLogger(ctx).With(slog.String("hook", name))), Callback, envCopy); err != nil {
+		if _, err := h.exec(ctx, Callback, envCopy); err != nil {
 			return fmt.Errorf("%s: %w", shellQuote(path), err)
 		}
 		return nil

@@ -267,3 +267,22 @@ func TestCommandHookCancelled(t *testing.T) {
 	assert.Less(t, time.Since(start), 5*time.Second)
 	assert.ErrorContains(t, rep.Err, "cancelled (context canceled): signal: terminated")
 }
+
+func TestCommandCallback(t *testing.T) {
+	t.Parallel()
+	log, buf := testLogger()
+	ctx := WithLogger(context.Background(), log)
+	cb := NewCommandCallback("zfs snapshot", "/bin/sh", []string{"-c", `echo "snap $ZREPL_FS@$ZREPL_SNAPNAME"`}, Env{EnvFS: "tank/db", EnvSnapshot: "s1"}, 0)
+	require.NoError(t, cb(ctx))
+	recs := outputRecords(t, buf.String())
+	require.Len(t, recs, 1)
+	assert.Equal(t, "snap tank/db@s1", recs[0]["stdout"])
+	assert.Equal(t, "zfs snapshot", recs[0]["hook"])
+	assert.Equal(t, "Callback", recs[0]["edge"])
+	assert.Equal(t, 1, strings.Count(buf.String(), "hook="), "one hook attribute")
+
+	fail := NewCommandCallback("zfs snapshot", "/bin/sh", []string{"-c", "exit 3"}, nil, 0)
+	assert.EqualError(t, fail(ctx), "/bin/sh: exit status 3")
+	slow := NewCommandCallback("slow", "/bin/sleep", []string{"60"}, nil, 300*time.Millisecond)
+	assert.ErrorContains(t, slow(ctx), "timed out after 300ms")
+}

@@ -192,6 +192,17 @@ func (r PlanReport) HadFatalError() bool {
 	return false
 }
 
+// Callback returns the step of the callback, and false if r has none. Its
+// Status tells whether the snapshot was taken: StepOk.
+func (r PlanReport) Callback() (Step, bool) {
+	for _, s := range r {
+		if s.Edge == Callback {
+			return s, true
+		}
+	}
+	return Step{}, false
+}
+
 // String formats one line per step, numbered from 01, joined by newlines.
 func (r PlanReport) String() string {
 	var b strings.Builder

@@ -103,3 +103,12 @@ func TestPlanReportLogfmt(t *testing.T) {
 	assert.Equal(t, "Pending", recs[3]["status"])
 	assert.Equal(t, 4, strings.Count(buf.String(), "\n"))
 }
+
+func TestPlanReportCallback(t *testing.T) {
+	t.Parallel()
+	cb, ok := sampleReport().Callback()
+	assert.True(t, ok)
+	assert.Equal(t, StepErr, cb.Status)
+	_, ok = PlanReport{}.Callback()
+	assert.False(t, ok)
+}

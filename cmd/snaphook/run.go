@@ -247,10 +247,8 @@ type runResult struct {
 
 // exitCodeFor maps a finished plan's report to the exit code of snaphook.
 func exitCodeFor(rep hooks.PlanReport) int {
-	for _, st := range rep {
-		if st.Edge == hooks.Callback && st.Status != hooks.StepOk {
-			return exitSnapshotFailed
-		}
+	if cb, ok := rep.Callback(); ok && cb.Status != hooks.StepOk {
+		return exitSnapshotFailed
 	}
 	if rep.HadError() {
 		return exitHookError
@@ -261,12 +259,7 @@ func exitCodeFor(rep hooks.PlanReport) int {
 // summarize says in one line what became of the snapshot. cmdRan is false
 // in a dry run that does not run CMD.
 func summarize(rep hooks.PlanReport, code int, snapshot string, cmdRan bool, signal string) string {
-	var cb hooks.Step
-	for _, st := range rep {
-		if st.Edge == hooks.Callback {
-			cb = st
-		}
-	}
+	cb, _ := rep.Callback()
 	switch {
 	case code == exitOK && cmdRan:
 		return fmt.Sprintf("ok: %s: the hooks and the snapshot command succeeded", snapshot)
