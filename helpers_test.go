@@ -124,3 +124,46 @@ func runShell(t testing.TB, line string) (string, error) {
 	out, err := exec.Command("/bin/sh", "-c", line).CombinedOutput()
 	return string(out), err
 }
+
+// requireGroupGone fails the test unless no live process is left in the
+// process group pgid (a hook's group: its main process's pid) within a second.
+func requireGroupGone(t testing.TB, pgid int) {
+	t.Helper()
+	deadline := time.Now().Add(time.Second)
+	for {
+		members := groupMembers(pgid)
+		if len(members) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			t.Fatalf("processes %v of the hook's group %d outlived its step", members, pgid)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// groupMembers lists the live (non-zombie) processes of process group pgid.
+func groupMembers(pgid int) []int {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var out []int
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		// After "pid (comm) ": state ppid pgrp ...
+		fields := strings.Fields(s[i+1:])
+		if len(fields) < 3 || fields[0] == "Z" || fields[2] != strconv.Itoa(pgid) {
+			continue
+		}
+		pid, _ := strconv.Atoi(strings.Fields(s)[0])
+		out = append(out, pid)
+	}
+	return out
+}

@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/rand"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -223,7 +225,7 @@ func TestCommandHookTimeoutKillsIgnoringHook(t *testing.T) {
 	assert.Contains(t, rep.Err.Error(), "timed out after 500ms: signal: killed")
 	assert.Contains(t, rep.Err.Error(), "SIGKILL")
 	assert.Less(t, elapsed, 5*time.Second)
-	requireGone(t, readPID(t, pidFile))
+	requireGroupGone(t, readPID(t, pidFile))
 }
 
 func TestCommandHookDaemonHoldingThePipes(t *testing.T) {
@@ -238,10 +240,10 @@ func TestCommandHookDaemonHoldingThePipes(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			pidFile := filepath.Join(t.TempDir(), "pid")
+			pidFile, pgidFile := filepath.Join(t.TempDir(), "pid"), filepath.Join(t.TempDir(), "pgid")
 			h := newCommandHook(t, "daemonize", HookConfig{Timeout: c.timeout}).WithKillGrace(time.Second)
 			start := time.Now()
-			rep := runHook(t, context.Background(), h, Pre, false, Env{"PIDFILE": pidFile, "DAEMONIZE_WAIT": c.wait})
+			rep := runHook(t, context.Background(), h, Pre, false, Env{"PIDFILE": pidFile, "PGIDFILE": pgidFile, "DAEMONIZE_WAIT": c.wait})
 			assert.Less(t, time.Since(start), c.timeout+2*time.Second, "returns within timeout+grace")
 			if c.wait == "" {
 				assert.NoError(t, rep.Err)
@@ -250,6 +252,7 @@ func TestCommandHookDaemonHoldingThePipes(t *testing.T) {
 			}
 			assert.Contains(t, string(rep.CapturedStdoutStderrCombined), "left a child behind")
 			requireGone(t, readPID(t, pidFile))
+			requireGroupGone(t, readPID(t, pgidFile))
 		})
 	}
 }
@@ -285,4 +288,16 @@ func TestCommandCallback(t *testing.T) {
 	assert.EqualError(t, fail(ctx), "/bin/sh: exit status 3")
 	slow := NewCommandCallback("slow", "/bin/sleep", []string{"60"}, nil, 300*time.Millisecond)
 	assert.ErrorContains(t, slow(ctx), "timed out after 300ms")
+}
+
+// TestGroupMembersSeesALiveGroup proves that requireGroupGone can fail.
+func TestGroupMembersSeesALiveGroup(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command("/bin/sleep", "30")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	require.NoError(t, cmd.Start())
+	assert.Equal(t, []int{cmd.Process.Pid}, groupMembers(cmd.Process.Pid))
+	require.NoError(t, cmd.Process.Kill())
+	_ = cmd.Wait()
+	assert.Empty(t, groupMembers(cmd.Process.Pid))
 }
