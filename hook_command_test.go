@@ -96,27 +96,6 @@ func TestCommandHookReportIsCopyPastable(t *testing.T) {
 	assert.Equal(t, string(rep.CapturedStdoutStderrCombined), out)
 }
 
-func TestCommandHookStartErrors(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	notExec := filepath.Join(dir, "not-executable")
-	require.NoError(t, os.WriteFile(notExec, []byte("#!/bin/sh\nexit 0\n"), 0o644))
-	badShebang := filepath.Join(dir, "bad-shebang")
-	require.NoError(t, os.WriteFile(badShebang, []byte("#!/nonexistent/interpreter\nexit 0\n"), 0o755))
-	for name, path := range map[string]string{
-		"missing":        filepath.Join(dir, "missing"),
-		"not_executable": notExec,
-		"directory":      dir,
-		"bad_shebang":    badShebang,
-	} {
-		h, err := NewCommandHook(HookConfig{Path: path})
-		require.NoError(t, err)
-		rep := runHook(t, context.Background(), h, Pre, false, nil)
-		assert.Error(t, rep.Err, name)
-		assert.Contains(t, rep.Error(), path, name)
-	}
-}
-
 func TestCommandHookKeepsTheLastMiBOfOutput(t *testing.T) {
 	t.Parallel()
 	data := make([]byte, 2<<20)
