@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/armon/circbuf"
 )
@@ -13,43 +14,87 @@ import (
 // maxLogLine is the longest piece of a line logged as one record.
 const maxLogLine = 64 << 10
 
-// outputCapture keeps the last bytes of a process's combined output.
+// outputCapture keeps the last size bytes of a process's combined output.
+//
+// The output is kept in a plain slice while it fits in size; only when it
+// outgrows size is the ring (armon/circbuf) of size bytes allocated. A quiet
+// hook so costs a few bytes, not a megabyte per run, and memory stays bounded
+// by size (twice size for a moment, while the slice moves into the ring)
+// whatever the hook writes.
 type outputCapture struct {
-	mu   sync.Mutex // guards ring: stdout and stderr are copied by two goroutines
-	ring *circbuf.Buffer
+	size int
+	// mu guards head and ring: stdout and stderr are copied by two goroutines.
+	mu   sync.Mutex
+	head []byte          // the whole output so far, while it fits in size
+	ring *circbuf.Buffer // the last size bytes once the output outgrew size; head is nil then
 }
 
 func newOutputCapture(size int) *outputCapture {
 	if size <= 0 {
 		size = MaxHookLogSizeDefault
 	}
-	ring, err := circbuf.NewBuffer(int64(size))
-	if err != nil {
-		panic(err) // unreachable: size > 0
-	}
-	return &outputCapture{ring: ring}
+	return &outputCapture{size: size}
 }
 
-// copy reads r until EOF or an error, into the ring and, when log is enabled
-// at level, line by line into log with the line under key stream.
+// write appends p to the captured output.
+func (o *outputCapture) write(p []byte) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.ring == nil {
+		if n := len(o.head) + len(p); n <= o.size {
+			if n > cap(o.head) {
+				// Grow as append would, but never past size.
+				head := make([]byte, len(o.head), min(o.size, max(n, 2*cap(o.head), 512)))
+				copy(head, o.head)
+				o.head = head
+			}
+			o.head = append(o.head, p...)
+			return
+		}
+		ring, err := circbuf.NewBuffer(int64(o.size))
+		if err != nil {
+			panic(err) // unreachable: size > 0
+		}
+		_, _ = ring.Write(o.head)
+		o.head, o.ring = nil, ring
+	}
+	_, _ = o.ring.Write(p)
+}
+
+// readBufs holds the read buffers of outputCapture.copy, so that a run of a
+// hook does not allocate two of them.
+var readBufs = sync.Pool{New: func() any { return new([64 << 10]byte) }}
+
+// copy reads r until EOF or an error, into the capture and, when log is
+// enabled at level, line by line into log with the line under key stream.
 func (o *outputCapture) copy(ctx context.Context, r io.Reader, log *slog.Logger, stream string, level slog.Level) {
 	var split *lineSplitter
 	if log.Enabled(ctx, level) {
+		// Records go straight to the handler, as Logger.LogAttrs would send
+		// them but without a source position: the source of a hook's output
+		// is the hook, and runtime.Callers for every line is a good part of
+		// the cost of logging a chatty hook.
+		h := log.Handler()
 		split = &lineSplitter{emit: func(line []byte, partial bool) {
-			if partial {
-				log.LogAttrs(ctx, level, "hook output", slog.String(stream, string(line)), slog.Bool("partial", true))
+			if !h.Enabled(ctx, level) {
 				return
 			}
-			log.LogAttrs(ctx, level, "hook output", slog.String(stream, string(line)))
+			rec := slog.NewRecord(time.Now(), level, "hook output", 0)
+			if partial {
+				rec.AddAttrs(slog.String(stream, string(line)), slog.Bool("partial", true))
+			} else {
+				rec.AddAttrs(slog.String(stream, string(line)))
+			}
+			_ = h.Handle(ctx, rec)
 		}}
 	}
-	buf := make([]byte, 64<<10)
+	bp := readBufs.Get().(*[64 << 10]byte)
+	defer readBufs.Put(bp)
+	buf := bp[:]
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
-			o.mu.Lock()
-			o.ring.Write(buf[:n])
-			o.mu.Unlock()
+			o.write(buf[:n])
 			if split != nil {
 				split.Write(buf[:n])
 			}
@@ -67,6 +112,9 @@ func (o *outputCapture) copy(ctx context.Context, r io.Reader, log *slog.Logger,
 func (o *outputCapture) bytes() []byte {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.ring == nil {
+		return append([]byte{}, o.head...)
+	}
 	return bytes.Clone(o.ring.Bytes())
 }
 
