@@ -209,43 +209,60 @@ func (h *CommandHook) exec(ctx context.Context, edge Edge, env Env) ([]byte, err
 	go func() { out.copy(ctx, outR, log, "stdout", slog.LevelInfo); copied <- struct{}{} }()
 	go func() { out.copy(ctx, errR, log, "stderr", slog.LevelWarn); copied <- struct{}{} }()
 
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-
-	var waitErr error
-	var stopped, killed bool
-	select {
-	case waitErr = <-exited:
-	case <-ctx.Done():
+	// The main process is waited for right here, in a blocking wait, and
+	// stopped by a function that runs only if ctx is done first: no
+	// goroutine and no channel hand-off per run on the common path.
+	exited := make(chan struct{}) // closed once the main process has been waited for
+	stopperDone := make(chan struct{})
+	var stopped, killed bool // written by the stopper, read after stopperDone
+	stopStopper := context.AfterFunc(ctx, func() {
+		defer close(stopperDone)
+		select {
+		case <-exited:
+			return // it ended on its own
+		default:
+		}
 		stopped = true
 		_ = syscall.Kill(-pgid, syscall.SIGTERM)
 		grace := time.NewTimer(h.killGrace)
+		defer grace.Stop()
 		select {
-		case waitErr = <-exited:
+		case <-exited:
 		case <-grace.C:
 			killed = true
 			_ = syscall.Kill(-pgid, syscall.SIGKILL)
-			waitErr = <-exited
 		}
-		grace.Stop()
+	})
+	waitErr := cmd.Wait()
+	close(exited)
+	if !stopStopper() {
+		<-stopperDone // it ran: wait for its verdict
 	}
 	// The main process is gone; what is left of its group goes with it.
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 
 	// Drain the pipes; stop reading after the grace period if a process
 	// outside the group still holds them.
-	drain := time.NewTimer(h.killGrace)
 	for n := 0; n < 2; {
 		select {
 		case <-copied:
 			n++
-		case <-drain.C:
-			now := time.Now()
-			_ = outR.SetReadDeadline(now)
-			_ = errR.SetReadDeadline(now)
+			continue
+		default:
 		}
+		drain := time.NewTimer(h.killGrace)
+		for n < 2 {
+			select {
+			case <-copied:
+				n++
+			case <-drain.C:
+				now := time.Now()
+				_ = outR.SetReadDeadline(now)
+				_ = errR.SetReadDeadline(now)
+			}
+		}
+		drain.Stop()
 	}
-	drain.Stop()
 	outR.Close()
 	errR.Close()
 
