@@ -20,12 +20,12 @@ type Plan struct {
 	phase Phase
 	env   Env
 
-	// pre[i] and post[i] belong to hook i and share states[i]; steps holds
-	// the same steps in report order.
-	pre, post []*Step
-	callback  *Step
-	steps     []*Step
-	states    []map[interface{}]interface{}
+	// steps holds every step in report order: the Pre edges of hooks
+	// 0..n-1, the callback, the Post edges of hooks n-1..0. Hook i owns
+	// steps[i] and steps[2n-i] (see pre, post) and states[i], the state map
+	// its two edges share.
+	steps  []Step
+	states []map[interface{}]interface{}
 
 	ran atomic.Bool
 
@@ -33,6 +33,18 @@ type Plan struct {
 	// bookkeeping only, never while a hook runs.
 	mu sync.Mutex
 }
+
+// hooks is the number of hooks of the plan.
+func (p *Plan) hooks() int { return len(p.states) }
+
+// pre returns the Pre step of hook i.
+func (p *Plan) pre(i int) *Step { return &p.steps[i] }
+
+// post returns the Post step of hook i.
+func (p *Plan) post(i int) *Step { return &p.steps[2*p.hooks()-i] }
+
+// callback returns the Callback step.
+func (p *Plan) callback() *Step { return &p.steps[p.hooks()] }
 
 // NewPlan returns a plan that runs the hooks of *hooks around cb in the given
 // phase. extra is added to the environment of every hook (typically EnvFS and
@@ -48,35 +60,24 @@ func NewPlan(hooks *List, phase Phase, cb *CallbackHook, extra Env) (*Plan, erro
 	}
 	n := len(list)
 	p := &Plan{
-		phase:  phase,
-		env:    make(Env, len(extra)),
-		pre:    make([]*Step, n),
-		post:   make([]*Step, n),
+		phase: phase,
+		env:   make(Env, len(extra)),
+		// One allocation for all steps keeps NewPlan cheap for large lists.
+		steps:  make([]Step, 2*n+1),
 		states: make([]map[interface{}]interface{}, n),
-		steps:  make([]*Step, 0, 2*n+1),
 	}
 	for k, v := range extra {
 		p.env[k] = v
 	}
-	// One allocation for all steps keeps NewPlan cheap for large lists.
-	all := make([]Step, 2*n+1)
 	for i, h := range list {
 		if h == nil {
 			return nil, fmt.Errorf("new plan: hook #%d is nil", i+1)
 		}
-		p.pre[i] = &all[i]
-		p.post[i] = &all[n+1+i]
-		*p.pre[i] = Step{Hook: h, Edge: Pre, Status: StepPending}
-		*p.post[i] = Step{Hook: h, Edge: Post, Status: StepPending}
+		*p.pre(i) = Step{Hook: h, Edge: Pre, Status: StepPending}
+		*p.post(i) = Step{Hook: h, Edge: Post, Status: StepPending}
 		p.states[i] = make(map[interface{}]interface{})
 	}
-	p.callback = &all[n]
-	*p.callback = Step{Hook: cb, Edge: Callback, Status: StepPending}
-	p.steps = append(p.steps, p.pre...)
-	p.steps = append(p.steps, p.callback)
-	for i := n - 1; i >= 0; i-- {
-		p.steps = append(p.steps, p.post[i])
-	}
+	*p.callback() = Step{Hook: cb, Edge: Callback, Status: StepPending}
 	return p, nil
 }
 
@@ -84,12 +85,10 @@ func NewPlan(hooks *List, phase Phase, cb *CallbackHook, extra Env) (*Plan, erro
 // post[n-1..0]. It never waits for a running hook; a step that is running
 // shows StepExec and its Begin.
 func (p *Plan) Report() PlanReport {
+	r := make(PlanReport, len(p.steps)) // allocated before locking: the lock is for the copy only
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	r := make(PlanReport, len(p.steps))
-	for i, s := range p.steps {
-		r[i] = *s
-	}
+	copy(r, p.steps)
+	p.mu.Unlock()
 	return r
 }
 
@@ -113,8 +112,10 @@ func (p *Plan) Run(ctx context.Context, dryRun bool) {
 		log = log.With(slog.String("fs", fs))
 	}
 
+	clk := newClock(!log.Enabled(ctx, slog.LevelError))
 	fatal := false
-	for i, s := range p.pre {
+	for i := range p.hooks() {
+		s := p.pre(i)
 		if !fatal && ctx.Err() != nil {
 			fatal = true
 			logCancelled(ctx, log)
@@ -123,7 +124,7 @@ func (p *Plan) Run(ctx context.Context, dryRun bool) {
 			p.skip(s, StepSkippedDueToFatalErr)
 			continue
 		}
-		rep := p.exec(ctx, log, s, p.states[i], dryRun)
+		rep := p.exec(ctx, log, s, p.states[i], dryRun, &clk, clk.begin())
 		if !rep.HadError() {
 			continue
 		}
@@ -140,20 +141,24 @@ func (p *Plan) Run(ctx context.Context, dryRun bool) {
 	}
 
 	if fatal {
-		p.skip(p.callback, StepSkippedDueToFatalErr)
+		p.skip(p.callback(), StepSkippedDueToFatalErr)
 	} else {
-		p.exec(ctx, log, p.callback, nil, dryRun)
+		p.exec(ctx, log, p.callback(), nil, dryRun, &clk, clk.begin())
 	}
 
 	// Unwind. Cleanup must not depend on the caller's ctx still being alive.
 	// Only this goroutine writes the statuses, so it may read them unlocked.
 	postCtx := context.WithoutCancel(ctx)
-	for i := len(p.post) - 1; i >= 0; i-- {
-		pre, post := p.pre[i], p.post[i]
+	var bounds []postContext // one per Post edge, allocated with the first
+	for i := p.hooks() - 1; i >= 0; i-- {
+		pre, post := p.pre(i), p.post(i)
 		preRan := pre.Status == StepOk || pre.Status == StepErr
 		switch {
 		case pre.Status == StepOk || preRan && postOnPreError(post.Hook):
-			p.execPost(postCtx, log, post, p.states[i], dryRun)
+			if bounds == nil {
+				bounds = make([]postContext, p.hooks())
+			}
+			p.execPost(&bounds[i], postCtx, log, post, p.states[i], dryRun, &clk)
 		case !preRan:
 			p.skipPost(ctx, log, post, StepSkippedDueToFatalErr)
 		case pre.Hook.ErrIsFatal():
@@ -186,20 +191,132 @@ func (p *Plan) skipPost(ctx context.Context, log *slog.Logger, s *Step, status S
 }
 
 // execPost runs a Post edge bounded by the hook's timeout, if it has one, or
-// DefaultHookTimeout: ctx is no longer cancelled by the caller.
-func (p *Plan) execPost(ctx context.Context, log *slog.Logger, s *Step, state map[interface{}]interface{}, dryRun bool) {
-	bound := DefaultHookTimeout
+// DefaultHookTimeout: ctx is no longer cancelled by the caller. bound is the
+// (zero) postContext of the step.
+func (p *Plan) execPost(bound *postContext, ctx context.Context, log *slog.Logger, s *Step, state map[interface{}]interface{}, dryRun bool, clk *clock) {
+	d := DefaultHookTimeout
 	if t, ok := s.Hook.(timeouter); ok && t.Timeout() > 0 {
-		bound = t.Timeout()
+		d = t.Timeout()
 	}
-	ctx, cancel := context.WithTimeout(ctx, bound)
-	defer cancel()
-	p.exec(ctx, log, s, state, dryRun)
+	begin := clk.begin()
+	bound.parent, bound.deadline = ctx, begin.Add(d)
+	defer bound.release()
+	p.exec(bound, log, s, state, dryRun, clk, begin)
+}
+
+// postContext is the ctx of a Post edge: context.WithDeadline(parent,
+// deadline), where parent is no longer cancelled by the caller, made lazily.
+// Deadline answers at once, and so do Value and Err until the real context
+// is made; the real context, and the timer behind it, are made when someone
+// asks for Done, for Err after the deadline, or derives a context from it
+// (which asks for Done). Most in-process hooks never do, and a plan of them
+// so costs no timer and no allocation per Post edge. Once the step is over
+// (release) it is cancelled, as WithDeadline's ctx is by its cancel function.
+//
+// Once made, Value comes from the real context, so that a context derived
+// from c hooks onto it as onto any context of the context package, and is
+// cancelled with it at once.
+type postContext struct {
+	parent   context.Context
+	deadline time.Time
+	released atomic.Bool // the step is over
+	made     atomic.Bool // ctx and cancel are set
+	once     sync.Once
+	ctx      context.Context    // context.WithDeadline(parent, deadline)
+	cancel   context.CancelFunc // cancels ctx
+}
+
+// make returns the real context, making it on the first call, cancelled if
+// the step is over.
+func (c *postContext) make() context.Context {
+	c.once.Do(func() {
+		if c.released.Load() {
+			c.ctx, c.cancel = context.WithCancel(c.parent)
+		} else {
+			c.ctx, c.cancel = context.WithDeadline(c.parent, c.deadline)
+		}
+		c.made.Store(true)
+	})
+	// released is stored before made is loaded in release, and made before
+	// released is loaded here: one of the two sees the other and cancels.
+	if c.released.Load() {
+		c.cancel()
+	}
+	return c.ctx
+}
+
+// Deadline returns the deadline of the step.
+func (c *postContext) Deadline() (time.Time, bool) { return c.deadline, true }
+
+// Done returns a channel that is closed at the deadline or when the step is over.
+func (c *postContext) Done() <-chan struct{} { return c.make().Done() }
+
+// Err returns nil while the step runs and its deadline has not passed, then
+// context.DeadlineExceeded or context.Canceled, as WithDeadline's ctx would.
+func (c *postContext) Err() error {
+	if !c.made.Load() && !c.released.Load() && time.Now().Before(c.deadline) {
+		return nil
+	}
+	return c.make().Err()
+}
+
+// Value returns the value of the parent for key.
+func (c *postContext) Value(key any) any {
+	if c.made.Load() {
+		return c.ctx.Value(key)
+	}
+	return c.parent.Value(key)
+}
+
+func (c *postContext) String() string { return "hooks.postContext" }
+
+// release ends the step: the ctx is cancelled from now on.
+func (c *postContext) release() {
+	c.released.Store(true)
+	if c.made.Load() {
+		c.make() // cancels it
+	}
 }
 
 func postOnPreError(h Hook) bool {
 	x, ok := h.(postOnPreErrorer)
 	return ok && x.PostOnPreError()
+}
+
+// clock reads the time for the Begin and End of the steps of one run of a
+// plan, at less than the cost of two time.Now per step (which is most of the
+// cost of a plan of in-process hooks):
+//   - a reading is the time the run began plus the monotonic time elapsed
+//     since: one read of the monotonic clock instead of a read of both
+//     clocks (so a step of the wall clock during the run does not show in
+//     Begin and End; durations are right in any case);
+//   - when nothing is logged, only bookkeeping runs between the End of a step
+//     and the Begin of the next, and one reading serves as both.
+type clock struct {
+	t0    time.Time
+	quiet bool      // nothing is logged
+	last  time.Time // the latest reading, if quiet
+}
+
+func newClock(quiet bool) clock {
+	t0 := time.Now()
+	return clock{t0: t0, quiet: quiet, last: t0}
+}
+
+func (c *clock) now() time.Time { return c.t0.Add(time.Since(c.t0)) }
+
+// begin returns the Begin of a step that starts now.
+func (c *clock) begin() time.Time {
+	if c.quiet {
+		return c.last
+	}
+	return c.now()
+}
+
+// end returns the End of a step that is done now.
+func (c *clock) end() time.Time {
+	c.last = c.now()
+	return c.last
 }
 
 // skip marks a step as not run.
@@ -209,18 +326,20 @@ func (p *Plan) skip(s *Step, status StepStatus) {
 	p.mu.Unlock()
 }
 
-// exec runs one step and records its outcome. A panic in the hook is
-// recovered into an error report.
-func (p *Plan) exec(ctx context.Context, log *slog.Logger, s *Step, state map[interface{}]interface{}, dryRun bool) HookReport {
+// exec runs one step, which begins now, and records its outcome. A panic in
+// the hook is recovered into an error report.
+func (p *Plan) exec(ctx context.Context, log *slog.Logger, s *Step, state map[interface{}]interface{}, dryRun bool, clk *clock, begin time.Time) HookReport {
 	p.mu.Lock()
 	s.Status = StepExec
-	s.Begin = time.Now()
+	s.Begin = begin
 	p.mu.Unlock()
 
-	logStep(ctx, log, slog.LevelDebug, "run step", s)
+	if log.Enabled(ctx, slog.LevelDebug) {
+		logStep(ctx, log, slog.LevelDebug, "run step", s)
+	}
 	rep := p.runHook(ctx, log, s, state, dryRun)
 
-	end := time.Now()
+	end := clk.end()
 	status := StepOk
 	if rep.HadError() {
 		status = StepErr
@@ -230,7 +349,9 @@ func (p *Plan) exec(ctx context.Context, log *slog.Logger, s *Step, state map[in
 	p.mu.Unlock()
 
 	if status == StepOk {
-		logStep(ctx, log, slog.LevelInfo, "step done", s, slog.Duration("duration", end.Sub(s.Begin)))
+		if log.Enabled(ctx, slog.LevelInfo) {
+			logStep(ctx, log, slog.LevelInfo, "step done", s, slog.Duration("duration", end.Sub(s.Begin)))
+		}
 	} else if s.Edge != Pre { // Run logs a Pre error with what it means for the plan
 		if log.Enabled(ctx, slog.LevelError) {
 			logStep(ctx, log, slog.LevelError, "step failed", s, slog.Duration("duration", end.Sub(s.Begin)), slog.String("err", rep.Error()))
