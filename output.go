@@ -69,17 +69,30 @@ var readBufs = sync.Pool{New: func() any { return new([64 << 10]byte) }}
 // enabled at level, line by line into log with the line under key stream.
 func (o *outputCapture) copy(ctx context.Context, r io.Reader, log *slog.Logger, stream string, level slog.Level) {
 	var split *lineSplitter
+	var chunkTime time.Time // see below
 	if log.Enabled(ctx, level) {
 		// Records go straight to the handler, as Logger.LogAttrs would send
 		// them but without a source position: the source of a hook's output
 		// is the hook, and runtime.Callers for every line is a good part of
 		// the cost of logging a chatty hook.
+		//
+		// The time of a record is read from the clock, time.Now, for the
+		// first line of each chunk read, and for the lines after it in the
+		// chunk as that reading plus the monotonic time elapsed since: one
+		// read of the monotonic clock instead of both clocks per line.
 		h := log.Handler()
 		split = &lineSplitter{emit: func(line []byte, partial bool) {
 			if !h.Enabled(ctx, level) {
 				return
 			}
-			rec := slog.NewRecord(time.Now(), level, "hook output", 0)
+			var now time.Time
+			if chunkTime.IsZero() {
+				now = time.Now()
+				chunkTime = now
+			} else {
+				now = chunkTime.Add(time.Since(chunkTime))
+			}
+			rec := slog.NewRecord(now, level, "hook output", 0)
 			if partial {
 				rec.AddAttrs(slog.String(stream, string(line)), slog.Bool("partial", true))
 			} else {
@@ -96,6 +109,7 @@ func (o *outputCapture) copy(ctx context.Context, r io.Reader, log *slog.Logger,
 		if n > 0 {
 			o.write(buf[:n])
 			if split != nil {
+				chunkTime = time.Time{}
 				split.Write(buf[:n])
 			}
 		}
