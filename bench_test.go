@@ -437,7 +437,7 @@ type benchPollers struct {
 	n    atomic.Int64 // Report calls
 }
 
-func startBenchPollers(p *Plan, n int, interval time.Duration) *benchPollers {
+func startBenchPollers(poll func() PlanReport, n int, interval time.Duration) *benchPollers {
 	bp := &benchPollers{stop: make(chan struct{})}
 	var started sync.WaitGroup
 	for i := 0; i < n; i++ {
@@ -452,7 +452,7 @@ func startBenchPollers(p *Plan, n int, interval time.Duration) *benchPollers {
 					return
 				default:
 				}
-				if len(p.Report()) != 21 {
+				if len(poll()) != 21 {
 					panic("report of a 21-step plan without 21 steps")
 				}
 				bp.n.Add(1)
@@ -477,15 +477,21 @@ func (bp *benchPollers) halt() int64 {
 // BenchmarkReportPolling measures Report on a 21-step plan that is running.
 //
 // "report": ns per Report call, made from 4 goroutines in parallel while
-// plans of 21 busy steps (about 20 µs of CPU each) run back to back; the
-// baseline "report_idle" is one goroutine calling Report of a finished plan.
+// plans of 21 busy steps (about 20 µs of CPU each, a fixed amount of work)
+// run back to back; the baseline "report_idle" is one goroutine calling
+// Report of a finished plan.
 //
-// "run": in every iteration one such plan runs alone and one runs while 4
-// goroutines poll its Report, in alternating order; run-ns/op and
-// polled-ns/op are their times, ratio = polled / run. The pollers pause
-// between calls ("paced": 100 µs, 40 000 reports a second in all, far more
-// than any status display); "spinning" pollers never pause, which on a
-// machine with fewer cores than pollers measures mostly the CPU they take.
+// "run_paced" and "run_spinning": every iteration runs one such plan alone
+// (run-ns/op), one while 4 goroutines poll its Report (polled-ns/op), and,
+// for spinning pollers, one while 4 goroutines do the same work as Report
+// (allocate and copy a 21-step report) on a copy, without the plan's lock
+// (control-ns/op); the arms take turns in order. ratio = polled / run is
+// the slowdown of Run; lock = polled / control is the part of it that the
+// plan's lock causes. Paced pollers sleep 100 µs between calls (the timer
+// makes it more), far more often than any status display; spinning pollers
+// never pause: on a machine with fewer cores than pollers they mostly
+// measure the CPU and the garbage they take from Run, which the control
+// takes as well.
 func BenchmarkReportPolling(b *testing.B) {
 	b.Run("report_idle", func(b *testing.B) {
 		p := benchBusyPlan(b)
@@ -528,9 +534,10 @@ func BenchmarkReportPolling(b *testing.B) {
 	for _, c := range []struct {
 		name     string
 		interval time.Duration
-	}{{"run_paced", 100 * time.Microsecond}, {"run_spinning", 0}} {
+		control  bool
+	}{{"run_paced", 100 * time.Microsecond, false}, {"run_spinning", 0, true}} {
 		b.Run(c.name, func(b *testing.B) {
-			var runT, polledT time.Duration
+			var runT, polledT, controlT time.Duration
 			var reports int64
 			alone := func() {
 				p := benchBusyPlan(b)
@@ -538,23 +545,39 @@ func BenchmarkReportPolling(b *testing.B) {
 			}
 			polled := func() {
 				p := benchBusyPlan(b)
-				bp := startBenchPollers(p, 4, c.interval)
+				bp := startBenchPollers(p.Report, 4, c.interval)
 				polledT += benchTimed(func() { p.Run(context.Background(), false) })
 				reports += bp.halt()
 			}
+			control := func() {
+				p := benchBusyPlan(b)
+				snapshot := p.Report()
+				bp := startBenchPollers(func() PlanReport {
+					r := make(PlanReport, len(snapshot))
+					copy(r, snapshot)
+					return r
+				}, 4, c.interval)
+				controlT += benchTimed(func() { p.Run(context.Background(), false) })
+				bp.halt()
+			}
+			arms := []func(){alone, polled}
+			if c.control {
+				arms = append(arms, control)
+			}
 			for i := 0; i < b.N; i++ {
-				if i%2 == 0 {
-					alone()
-					polled()
-				} else {
-					polled()
-					alone()
+				for k := range arms {
+					arms[(i+k)%len(arms)]()
 				}
 			}
-			b.ReportMetric(float64(runT.Nanoseconds())/float64(b.N), "run-ns/op")
-			b.ReportMetric(float64(polledT.Nanoseconds())/float64(b.N), "polled-ns/op")
+			n := float64(b.N)
+			b.ReportMetric(float64(runT.Nanoseconds())/n, "run-ns/op")
+			b.ReportMetric(float64(polledT.Nanoseconds())/n, "polled-ns/op")
 			b.ReportMetric(float64(polledT)/float64(runT), "ratio")
-			b.ReportMetric(float64(reports)/float64(b.N), "reports/op")
+			b.ReportMetric(float64(reports)/n, "reports/op")
+			if c.control {
+				b.ReportMetric(float64(controlT.Nanoseconds())/n, "control-ns/op")
+				b.ReportMetric(float64(polledT)/float64(controlT), "lock")
+			}
 		})
 	}
 }
