@@ -16,18 +16,20 @@ const maxLogLine = 64 << 10
 
 // outputCapture keeps the last size bytes of a process's combined output.
 //
-// The output is kept in a plain slice while it fits in size; only when it
-// outgrows size is the ring (armon/circbuf) of size bytes allocated. A quiet
-// hook so costs a few bytes, not a megabyte per run, and memory stays bounded
-// by size (twice size for a moment, while the slice moves into the ring)
-// whatever the hook writes.
+// The output is kept in a plain slice while it is short (headMax); only
+// when it grows beyond is the ring (armon/circbuf) of size bytes allocated.
+// A quiet hook so costs a few bytes, not a megabyte per run, and memory stays
+// bounded by size plus headMax whatever the hook writes.
 type outputCapture struct {
 	size int
 	// mu guards head and ring: stdout and stderr are copied by two goroutines.
 	mu   sync.Mutex
-	head []byte          // the whole output so far, while it fits in size
-	ring *circbuf.Buffer // the last size bytes once the output outgrew size; head is nil then
+	head []byte          // the whole output so far, while it is at most min(size, headMax) bytes
+	ring *circbuf.Buffer // the last size bytes once the output outgrew head; head is nil then
 }
+
+// headMax is the most output an outputCapture keeps before it allocates its ring.
+const headMax = 64 << 10
 
 func newOutputCapture(size int) *outputCapture {
 	if size <= 0 {
@@ -41,10 +43,10 @@ func (o *outputCapture) write(p []byte) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.ring == nil {
-		if n := len(o.head) + len(p); n <= o.size {
+		if n := len(o.head) + len(p); n <= min(o.size, headMax) {
 			if n > cap(o.head) {
-				// Grow as append would, but never past size.
-				head := make([]byte, len(o.head), min(o.size, max(n, 2*cap(o.head), 512)))
+				// Grow as append would, but never past the limit.
+				head := make([]byte, len(o.head), min(o.size, headMax, max(n, 2*cap(o.head), 512)))
 				copy(head, o.head)
 				o.head = head
 			}
@@ -122,14 +124,19 @@ func (o *outputCapture) copy(ctx context.Context, r io.Reader, log *slog.Logger,
 	}
 }
 
-// bytes returns a copy of the captured tail.
+// bytes returns the captured tail, never nil. It is for when the copying is
+// over: the slice may share memory with the capture, which must not be
+// written to any more.
 func (o *outputCapture) bytes() []byte {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.ring == nil {
-		return append([]byte{}, o.head...)
+	if o.ring != nil {
+		return o.ring.Bytes()
 	}
-	return bytes.Clone(o.ring.Bytes())
+	if o.head == nil {
+		return []byte{}
+	}
+	return o.head
 }
 
 // lineSplitter cuts a byte stream into lines for logging. A line split
