@@ -51,9 +51,9 @@ go build -o "$tmp/chatty" ./testdata/chatty
 go build -o "$tmp/benchtable" ./testdata/benchtable
 export SNAPHOOKS_BENCH_CHATTY="$tmp/chatty"
 
-# bench NAME BENCHTIME: one run of one benchmark function into the raw output.
+# bench PATTERN BENCHTIME: one run of the benchmarks matching PATTERN into the raw output.
 bench() {
-	"$tmp/hooks.test" -test.run '^$' -test.bench "^$1\$" -test.benchmem \
+	"$tmp/hooks.test" -test.run '^$' -test.bench "$1" -test.benchmem \
 		-test.count 1 -test.benchtime "$2" -test.timeout 30m | tee -a "$raw" | grep '^Benchmark' >&2 || {
 		echo "scripts/bench.sh: benchmark $1 failed; see $raw" >&2
 		exit 1
@@ -63,10 +63,12 @@ bench() {
 : >"$raw"
 for ((r = 1; r <= rounds; r++)); do
 	log "round $r of $rounds"
-	bench BenchmarkCommandHookOverhead 300x
-	bench BenchmarkPlanOrchestration 1s
-	bench BenchmarkChattyHook 1x
-	bench BenchmarkReportPolling 1s
+	bench '^BenchmarkCommandHookOverhead$' 300x
+	bench '^BenchmarkPlanOrchestration$' 1s
+	# 256 MiB per iteration: a few iterations where they are short.
+	bench '^BenchmarkChattyHook$/^(baseline|nolog)$' 5x
+	bench '^BenchmarkChattyHook$/^logfmt$' 1x
+	bench '^BenchmarkReportPolling$' 1s
 done
 
 for mode in baseline nolog logfmt; do
