@@ -194,8 +194,7 @@ func benchChattyPath(tb testing.TB) string {
 			return
 		}
 		c.path = filepath.Join(c.dir, "chatty")
-		gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-		out, err := exec.Command(gobin, "build", "-o", c.path, "./testdata/chatty").CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", c.path, "./testdata/chatty").CombinedOutput()
 		if err != nil {
 			c.err = fmt.Errorf("build testdata/chatty: %v\n%s", err, out)
 		}
