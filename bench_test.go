@@ -646,8 +646,8 @@ func TestPostEdgeContextBehavesAsWithDeadline(t *testing.T) {
 		if sawErr != nil {
 			t.Errorf("Err during the step = %v, want nil", sawErr)
 		}
-		if d := sawDeadline.Sub(post.Begin); d != time.Hour {
-			t.Errorf("deadline = Begin + %v, want Begin + 1h", d)
+		if d := sawDeadline.Sub(post.Begin); d != time.Hour+postBackstop {
+			t.Errorf("deadline = Begin + %v, want Begin + 1h + %v", d, postBackstop)
 		}
 		if kept.Err() != context.Canceled || child.Err() != context.Canceled {
 			t.Errorf("after the step: Err = %v, child Err = %v; want both context.Canceled", kept.Err(), child.Err())
@@ -676,7 +676,7 @@ func TestPostEdgeContextBehavesAsWithDeadline(t *testing.T) {
 		t.Parallel()
 		var errAfterSleep, errAfterDone error
 		rep := runPost(t, context.Background(), 20*time.Millisecond, func(pctx context.Context) error {
-			time.Sleep(30 * time.Millisecond) // nobody asked for Done yet
+			time.Sleep(postBackstop + 30*time.Millisecond) // nobody asked for Done yet
 			errAfterSleep = pctx.Err()
 			<-pctx.Done()
 			errAfterDone = context.Cause(pctx)

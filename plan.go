@@ -99,8 +99,9 @@ func (p *Plan) Report() PlanReport {
 // The Pre edges and the callback run with ctx. If ctx is done before or
 // during the Pre edges, that is a fatal error: no further Pre edge and no
 // callback runs. The Post edges never see the cancellation of ctx: they run
-// with context.WithoutCancel(ctx), bounded by each hook's own timeout, so a
-// lock taken in a Pre edge is released on shutdown too. A panic in a hook or
+// with context.WithoutCancel(ctx), bounded by each hook's own timeout (plus a
+// second, so that the hook's own bound fires first), so a lock
+// taken in a Pre edge is released on shutdown too. A panic in a hook or
 // in the callback makes its step StepErr ("panic: ...") and the plan goes on.
 // The logger is taken from ctx (see WithLogger).
 func (p *Plan) Run(ctx context.Context, dryRun bool) {
@@ -190,19 +191,25 @@ func (p *Plan) skipPost(ctx context.Context, log *slog.Logger, s *Step, status S
 	logStep(ctx, log, slog.LevelInfo, "skip post edge", s, slog.String("status", status.String()))
 }
 
-// execPost runs a Post edge bounded by the hook's timeout, if it has one, or
-// DefaultHookTimeout: ctx is no longer cancelled by the caller. bound is the
-// (zero) postContext of the step.
+// execPost runs a Post edge on ctx, which is no longer cancelled by the
+// caller, bounded by the hook's timeout (DefaultHookTimeout for a hook that
+// has none) plus postBackstop. bound is the (zero) postContext of the step.
 func (p *Plan) execPost(bound *postContext, ctx context.Context, log *slog.Logger, s *Step, state map[interface{}]interface{}, dryRun bool, clk *clock) {
 	d := DefaultHookTimeout
 	if t, ok := s.Hook.(timeouter); ok && t.Timeout() > 0 {
 		d = t.Timeout()
 	}
 	begin := clk.begin()
-	bound.parent, bound.deadline = ctx, begin.Add(d)
+	bound.parent, bound.deadline = ctx, begin.Add(d+postBackstop)
 	defer bound.release()
 	p.exec(bound, log, s, state, dryRun, clk, begin)
 }
+
+// postBackstop is how much later than a hook's timeout the ctx of its Post
+// edge ends: a hook that enforces its own timeout, like CommandHook, hits its
+// own bound first and reports "timed out after <timeout>"; the plan's bound
+// is only a backstop for hooks that do not.
+const postBackstop = time.Second
 
 // postContext is the ctx of a Post edge: context.WithDeadline(parent,
 // deadline), where parent is no longer cancelled by the caller, made lazily.

@@ -134,6 +134,14 @@ func TestPlanRules(t *testing.T) {
 			wantErr:    []string{"timed out after 2s: signal: terminated", "", "", "", ""},
 		},
 		{
+			name:       "post_timeout_is_an_error_that_says_so",
+			hooks:      []HookConfig{{Timeout: time.Second}},
+			env:        map[string]string{"h1_post_snapshot": "sleep"},
+			wantStatus: []StepStatus{ok, ok, fail},
+			wantRan:    []string{"h1 pre_snapshot", "callback", "h1 post_snapshot"},
+			wantErr:    []string{"", "", "timed out after 1s: signal: terminated"},
+		},
+		{
 			name:       "fatal_timeout_unwinds",
 			hooks:      []HookConfig{cmd, {Timeout: time.Second, ErrIsFatal: true}},
 			env:        map[string]string{"h2_pre_snapshot": "sleep"},
