@@ -10,9 +10,9 @@ package hooks
 //	BenchmarkChattyHook           a hook writing 256 MiB of 80-byte lines vs. io.Copy to io.Discard
 //	BenchmarkReportPolling        Report from 4 goroutines while the plan runs; Run with and without pollers
 //
-// TestBenchChattyPeakRSS is not a test but a helper mode of the test binary
-// for scripts/bench.sh: it measures the peak RSS of a 1 GiB hook in a process
-// of its own, and skips unless SNAPHOOKS_BENCH_RSS is set.
+// BenchmarkChattyPeakRSS is a helper mode of the test binary for
+// scripts/bench.sh: it measures the peak RSS of a 1 GiB hook in a process of
+// its own, and skips unless SNAPHOOKS_BENCH_RSS is set.
 
 import (
 	"bufio"
@@ -293,13 +293,14 @@ func benchRemoveChatty() {
 	}
 }
 
-// TestBenchChattyPeakRSS is a helper mode of the test binary for
-// scripts/bench.sh, skipped in normal test runs. With
+// BenchmarkChattyPeakRSS is a helper mode of the test binary for
+// scripts/bench.sh, run with -test.benchtime 1x and skipped unless
+// SNAPHOOKS_BENCH_RSS is set. With
 // SNAPHOOKS_BENCH_RSS=baseline|nolog|logfmt it runs chatty once, writing
 // SNAPHOOKS_BENCH_RSS_BYTES (default 1 GiB), the way the chatty benchmark
 // does, and prints the peak resident set size of this process (VmHWM), which
 // must not grow with the output.
-func TestBenchChattyPeakRSS(t *testing.T) {
+func BenchmarkChattyPeakRSS(t *testing.B) {
 	mode := os.Getenv("SNAPHOOKS_BENCH_RSS")
 	if mode == "" {
 		t.Skip("helper for scripts/bench.sh: set SNAPHOOKS_BENCH_RSS=baseline|nolog|logfmt")

@@ -74,7 +74,7 @@ done
 for mode in baseline nolog logfmt; do
 	log "peak RSS: $mode, $((rss_bytes >> 20)) MiB"
 	SNAPHOOKS_BENCH_RSS=$mode SNAPHOOKS_BENCH_RSS_BYTES=$rss_bytes \
-		"$tmp/hooks.test" -test.run '^TestBenchChattyPeakRSS$' -test.count 1 -test.timeout 30m |
+		"$tmp/hooks.test" -test.run '^$' -test.bench '^BenchmarkChattyPeakRSS$' -test.benchtime 1x -test.count 1 -test.timeout 30m |
 		grep '^BENCH-RSS' | tee -a "$raw" >&2
 done
 

@@ -2,7 +2,7 @@
 // run in several rounds by scripts/bench.sh, into one Markdown table: per
 // figure the median over the rounds of what is measured, of its baseline
 // from the same run, their ratio, the target of issue 5 and whether it is
-// met. Lines "BENCH-RSS ..." from TestBenchChattyPeakRSS add the peak RSS
+// met. Lines "BENCH-RSS ..." from BenchmarkChattyPeakRSS add the peak RSS
 // figures.
 //
 // Usage: benchtable < raw-output
@@ -46,7 +46,7 @@ func (r results) median(name, unit string) (float64, int) {
 
 var procSuffix = regexp.MustCompile(`-\d+$`)
 
-// rss is one line of TestBenchChattyPeakRSS.
+// rss is one line of BenchmarkChattyPeakRSS.
 type rss struct {
 	mode    string
 	bytes   int64
