@@ -73,20 +73,26 @@ group_alive() {
 	return 1
 }
 
+# await_exit_or_kill waits up to $3 tenths of a second for process $1 (named
+# $2 in the log) to exit, then kills it.
+await_exit_or_kill() {
+	local i
+	for ((i = 0; i < $3; i++)); do
+		alive "$1" || return 0
+		sleep 0.1
+	done
+	if alive "$1"; then
+		log "$2 (pid $1) did not stop; killing it"
+		kill -KILL "$1" 2>/dev/null || true
+	fi
+}
+
 stop_postgres() {
 	[[ -n "$PG_PID" ]] || return 0
-	local i
 	if alive "$PG_PID"; then
 		runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w -t 30 stop >/dev/null 2>&1 ||
 			kill -INT "$PG_PID" 2>/dev/null || true # fast shutdown, also without postmaster.pid
-		for ((i = 0; i < 100; i++)); do
-			alive "$PG_PID" || break
-			sleep 0.1
-		done
-		if alive "$PG_PID"; then
-			log "postgres (pid $PG_PID) did not stop; killing it"
-			kill -KILL "$PG_PID" 2>/dev/null || true
-		fi
+		await_exit_or_kill "$PG_PID" postgres 100
 	fi
 	wait "$PG_PID" 2>/dev/null || true
 	PG_PID=""
@@ -94,17 +100,9 @@ stop_postgres() {
 
 stop_mariadb() {
 	[[ -n "$MY_PID" ]] || return 0
-	local i
 	if alive "$MY_PID"; then
 		kill -TERM "$MY_PID" 2>/dev/null || true
-		for ((i = 0; i < 300; i++)); do # 30 s
-			alive "$MY_PID" || break
-			sleep 0.1
-		done
-		if alive "$MY_PID"; then
-			log "mariadbd (pid $MY_PID) did not stop; killing it"
-			kill -KILL "$MY_PID" 2>/dev/null || true
-		fi
+		await_exit_or_kill "$MY_PID" mariadbd 300 # 30 s
 	fi
 	wait "$MY_PID" 2>/dev/null || true
 	MY_PID=""
