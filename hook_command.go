@@ -57,15 +57,12 @@ const DefaultKillGrace = 5 * time.Second
 //
 // A CommandHook is immutable and safe for concurrent use.
 type CommandHook struct {
-	path           string
-	name           string // the hook attribute of log records; path if empty
-	args           []string
-	timeout        time.Duration
-	errIsFatal     bool
-	postOnPreError bool
-	filter         Filter
-	killGrace      time.Duration
-	maxLogSize     int
+	hookSettings
+	path       string
+	name       string // the hook attribute of log records; path if empty
+	args       []string
+	killGrace  time.Duration
+	maxLogSize int
 }
 
 // NewCommandHook returns the command hook that in describes, with
@@ -82,9 +79,9 @@ func NewCommandHook(in HookConfig) (*CommandHook, error) {
 	if err := in.Validate(); err != nil {
 		return nil, err
 	}
-	filter, err := DatasetMapFilterFromConfig(in.Filesystems)
+	settings, err := newHookSettings(in)
 	if err != nil {
-		return nil, &FieldError{Field: "filesystems", Err: err}
+		return nil, err
 	}
 	maxLog := MaxHookLogSizeDefault
 	if s, ok := os.LookupEnv(EnvMaxHookLogSize); ok {
@@ -95,13 +92,10 @@ func NewCommandHook(in HookConfig) (*CommandHook, error) {
 		maxLog = n
 	}
 	return &CommandHook{
-		path:           in.Path,
-		timeout:        in.Timeout,
-		errIsFatal:     in.ErrIsFatal,
-		postOnPreError: in.PostOnPreError,
-		filter:         filter,
-		killGrace:      DefaultKillGrace,
-		maxLogSize:     maxLog,
+		hookSettings: settings,
+		path:         in.Path,
+		killGrace:    DefaultKillGrace,
+		maxLogSize:   maxLog,
 	}, nil
 }
 
@@ -124,18 +118,6 @@ func (h *CommandHook) WithMaxLogSize(n int) *CommandHook {
 	}
 	return &h2
 }
-
-// Filesystems returns the hook's filter.
-func (h *CommandHook) Filesystems() Filter { return h.filter }
-
-// ErrIsFatal reports whether a Pre error of the hook stops the plan.
-func (h *CommandHook) ErrIsFatal() bool { return h.errIsFatal }
-
-// PostOnPreError reports whether the Post edge runs although the Pre edge failed.
-func (h *CommandHook) PostOnPreError() bool { return h.postOnPreError }
-
-// Timeout is how long one run of the hook may take.
-func (h *CommandHook) Timeout() time.Duration { return h.timeout }
 
 // String returns the path of the executable.
 func (h *CommandHook) String() string { return h.path }
@@ -290,12 +272,12 @@ func (h *CommandHook) exec(ctx context.Context, edge Edge, env Env) ([]byte, err
 // names the program and says how it failed.
 func NewCommandCallback(name, path string, args []string, env Env, timeout time.Duration) HookJobCallback {
 	h := &CommandHook{
-		path:       path,
-		name:       name,
-		args:       append([]string(nil), args...),
-		timeout:    timeout,
-		killGrace:  DefaultKillGrace,
-		maxLogSize: MaxHookLogSizeDefault,
+		path:         path,
+		name:         name,
+		args:         append([]string(nil), args...),
+		hookSettings: hookSettings{timeout: timeout},
+		killGrace:    DefaultKillGrace,
+		maxLogSize:   MaxHookLogSizeDefault,
 	}
 	envCopy := make(Env, len(env))
 	for k, v := range env {

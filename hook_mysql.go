@@ -58,6 +58,9 @@ const mysqlIOTimeoutMargin = 5 * time.Second
 //     run) Post reports an error and does nothing else; it never panics.
 //   - Callback: it does nothing and reports ok.
 //
+// The hook's timeout bounds each edge: connecting and locking, unlocking.
+// It does not bound how long the lock is held: that is up to the callback.
+//
 // A Plan runs the Post edge of every hook whose Pre edge succeeded, also when
 // a later hook fails fatally, when the callback fails or panics and when the
 // plan's ctx is cancelled (with a ctx that the caller cannot cancel, bounded
@@ -73,11 +76,8 @@ const mysqlIOTimeoutMargin = 5 * time.Second
 // A MySQLLockTables is immutable and safe for concurrent use: the
 // connections of concurrent plans live in their state maps, not in the hook.
 type MySQLLockTables struct {
-	config         *mysql.Config // parsed once; each Pre edge connects with a clone
-	timeout        time.Duration
-	errIsFatal     bool
-	postOnPreError bool
-	filter         Filter
+	hookSettings
+	config *mysql.Config // parsed once; each Pre edge connects with a clone
 
 	// afterLock, when set (by tests only), is called right after the lock was
 	// taken, before the connection is handed to the state map.
@@ -89,19 +89,16 @@ type MySQLLockTables struct {
 // go-sql-driver/mysql ("user:password@tcp(host:port)/"), so that a run does
 // not fail on it later.
 func newMySQLLockTables(in HookConfig) (*MySQLLockTables, error) {
-	filter, err := DatasetMapFilterFromConfig(in.Filesystems)
+	settings, err := newHookSettings(in)
 	if err != nil {
-		return nil, &FieldError{Field: "filesystems", Err: err}
+		return nil, err
 	}
 	cfg, err := mysql.ParseDSN(in.DSN)
 	if err != nil {
 		// The driver's parse errors do not quote the DSN.
 		return nil, &FieldError{Field: "dsn", Err: err}
 	}
-	timeout := in.Timeout
-	if timeout <= 0 {
-		timeout = DefaultHookTimeout
-	}
+	timeout := settings.timeout
 	// Every edge is bounded by its ctx, which the driver watches. As a
 	// backstop, each read and write on the connection gets an I/O deadline a
 	// little later than that, unless the DSN sets one (readTimeout,
@@ -115,30 +112,8 @@ func newMySQLLockTables(in HookConfig) (*MySQLLockTables, error) {
 			*d = timeout + mysqlIOTimeoutMargin
 		}
 	}
-	return &MySQLLockTables{
-		config:         cfg,
-		timeout:        timeout,
-		errIsFatal:     in.ErrIsFatal,
-		postOnPreError: in.PostOnPreError,
-		filter:         filter,
-	}, nil
+	return &MySQLLockTables{hookSettings: settings, config: cfg}, nil
 }
-
-// Filesystems returns the hook's filter.
-func (h *MySQLLockTables) Filesystems() Filter { return h.filter }
-
-// ErrIsFatal reports whether a Pre error of the hook stops the plan.
-func (h *MySQLLockTables) ErrIsFatal() bool { return h.errIsFatal }
-
-// PostOnPreError reports whether the Post edge runs although the Pre edge
-// failed. Such a Post finds no connection and reports an error: a failed Pre
-// edge has closed its connection already.
-func (h *MySQLLockTables) PostOnPreError() bool { return h.postOnPreError }
-
-// Timeout is how long each edge may take: connecting and locking on the Pre
-// edge, unlocking on the Post edge. It does not bound how long the lock is
-// held: that is up to the callback.
-func (h *MySQLLockTables) Timeout() time.Duration { return h.timeout }
 
 // String returns "MySQL FLUSH TABLES WITH READ LOCK".
 func (h *MySQLLockTables) String() string { return "MySQL " + mysqlLockStmt }

@@ -54,12 +54,9 @@ const dbCloseTimeout = 5 * time.Second
 //
 // A PgChkptHook is immutable and safe for concurrent use.
 type PgChkptHook struct {
-	config         *pgx.ConnConfig // parsed once; each run connects with a copy
-	password       string          // redacted from every error text
-	timeout        time.Duration
-	errIsFatal     bool
-	postOnPreError bool
-	filter         Filter
+	hookSettings
+	config   *pgx.ConnConfig // parsed once; each run connects with a copy
+	password string          // redacted from every error text
 }
 
 // newPgChkptHook returns the hook that in describes. in has its defaults
@@ -67,41 +64,17 @@ type PgChkptHook struct {
 // (keyword/value or URL form, PG* environment variables, the password file),
 // so that a run does not fail on it later.
 func newPgChkptHook(in HookConfig) (*PgChkptHook, error) {
-	filter, err := DatasetMapFilterFromConfig(in.Filesystems)
+	settings, err := newHookSettings(in)
 	if err != nil {
-		return nil, &FieldError{Field: "filesystems", Err: err}
+		return nil, err
 	}
 	cfg, err := pgx.ParseConfig(in.DSN)
 	if err != nil {
 		// pgx replaces the password in the DSN it quotes with "xxxxx".
 		return nil, &FieldError{Field: "dsn", Err: err}
 	}
-	timeout := in.Timeout
-	if timeout <= 0 {
-		timeout = DefaultHookTimeout
-	}
-	return &PgChkptHook{
-		config:         cfg,
-		password:       cfg.Password,
-		timeout:        timeout,
-		errIsFatal:     in.ErrIsFatal,
-		postOnPreError: in.PostOnPreError,
-		filter:         filter,
-	}, nil
+	return &PgChkptHook{hookSettings: settings, config: cfg, password: cfg.Password}, nil
 }
-
-// Filesystems returns the hook's filter.
-func (h *PgChkptHook) Filesystems() Filter { return h.filter }
-
-// ErrIsFatal reports whether a Pre error of the hook stops the plan.
-func (h *PgChkptHook) ErrIsFatal() bool { return h.errIsFatal }
-
-// PostOnPreError reports whether the Post edge runs although the Pre edge
-// failed. The Post edge of this hook does nothing either way.
-func (h *PgChkptHook) PostOnPreError() bool { return h.postOnPreError }
-
-// Timeout is how long connecting and the checkpoint may take together.
-func (h *PgChkptHook) Timeout() time.Duration { return h.timeout }
 
 // String returns "postgres checkpoint".
 func (h *PgChkptHook) String() string { return "postgres checkpoint" }

@@ -181,6 +181,42 @@ func ListFromConfig(in *HookList) (*List, error) {
 	return &l, nil
 }
 
+// hookSettings holds what every configured hook has, with the methods of
+// Hook (and of the optional interfaces a Plan asks for) that report it.
+// CommandHook, PgChkptHook and MySQLLockTables embed it.
+type hookSettings struct {
+	timeout        time.Duration
+	errIsFatal     bool
+	postOnPreError bool
+	filter         Filter
+}
+
+// newHookSettings returns the settings of in, which has its defaults applied
+// and is valid. A Timeout of 0 still becomes DefaultHookTimeout.
+func newHookSettings(in HookConfig) (hookSettings, error) {
+	filter, err := DatasetMapFilterFromConfig(in.Filesystems)
+	if err != nil {
+		return hookSettings{}, &FieldError{Field: "filesystems", Err: err}
+	}
+	timeout := in.Timeout
+	if timeout <= 0 {
+		timeout = DefaultHookTimeout
+	}
+	return hookSettings{timeout: timeout, errIsFatal: in.ErrIsFatal, postOnPreError: in.PostOnPreError, filter: filter}, nil
+}
+
+// Filesystems returns the hook's filter.
+func (s hookSettings) Filesystems() Filter { return s.filter }
+
+// ErrIsFatal reports whether a Pre error of the hook stops the plan.
+func (s hookSettings) ErrIsFatal() bool { return s.errIsFatal }
+
+// PostOnPreError reports whether the Post edge runs although the Pre edge failed.
+func (s hookSettings) PostOnPreError() bool { return s.postOnPreError }
+
+// Timeout is how long one edge of the hook may take.
+func (s hookSettings) Timeout() time.Duration { return s.timeout }
+
 // postOnPreErrorer is implemented by hooks whose Post edge may run although
 // their Pre edge failed (HookConfig.PostOnPreError).
 type postOnPreErrorer interface{ PostOnPreError() bool }
