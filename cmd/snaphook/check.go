@@ -83,7 +83,7 @@ func checkCommand(args []string, s streams) int {
 		for i, h := range list {
 			c := cfg[i].WithDefaults()
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%t\t%t\t%s\n", i+1, c.Type, sanitize(describeHook(c, h)),
-				c.Timeout, c.ErrIsFatal, c.PostOnPreError, sanitize(describeFilter(c, h)))
+				c.Timeout, c.ErrIsFatal, c.PostOnPreError, sanitize(fmt.Sprint(h.Filesystems())))
 		}
 		tw.Flush()
 	}
@@ -138,18 +138,6 @@ func describeHook(c hooks.HookConfig, h hooks.Hook) string {
 		return c.Path
 	}
 	return h.String() + " dsn=" + strconv.Quote(hooks.RedactDSN(c.Type, c.DSN))
-}
-
-// describeFilter shows the filesystems of a hook, defaults applied.
-func describeFilter(c hooks.HookConfig, h hooks.Hook) string {
-	if s, ok := h.Filesystems().(fmt.Stringer); ok {
-		return s.String()
-	}
-	f, err := hooks.DatasetMapFilterFromConfig(c.WithDefaults().Filesystems)
-	if err != nil { // unreachable: the config was validated
-		return err.Error()
-	}
-	return f.String()
 }
 
 // checkExecutable returns an error if path is not an executable regular file.
