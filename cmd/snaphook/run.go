@@ -35,7 +35,8 @@ empty). So a typical CMD is
 Its output is logged line by line, like a hook's.
 
 Logs go to stderr as logfmt. The report, one line per step, goes to stdout
-at the end. While snaphook runs with stdout on a terminal, a status line
+at the end, followed by the report of each failed step and the last lines
+of its output. While snaphook runs with stdout on a terminal, a status line
 shows the running step and how long it has been running.
 
 Flags:
@@ -220,14 +221,67 @@ func runCommand(args []string, s streams) int {
 		fmt.Fprintf(s.Stdout, "%s\n", b)
 		return code
 	}
-	fmt.Fprintln(s.Stdout, sanitize(rep.String()))
+	writeTextReport(s.Stdout, rep, summary)
+	return code
+}
+
+// writeTextReport writes the report as a table, one line per step, then the
+// report of each failed step with the last lines of its output, if the hook
+// captured any (a command hook), then the summary:
+//
+//	01 [Err] [  14ms] ! [Pre]  /etc/snaphook/hooks/freeze-app.sh
+//	02 [SkippedDueToFatalErr] [   0s] ~ [Callback]  zfs snapshot tank/db@s
+//	03 [Ok] [   3ms] ~ [Post]  /etc/snaphook/hooks/freeze-app.sh
+//	01 command hook failed with "exit status 3": "ZREPL_DRYRUN='' ... /etc/snaphook/hooks/freeze-app.sh"
+//	   output, last 2 lines:
+//	   | connecting to /run/app/admin.sock
+//	   | cannot reach the admin socket
+//	snapshot skipped: tank/db@s: a pre hook with err_is_fatal failed
+func writeTextReport(w io.Writer, rep hooks.PlanReport, summary string) {
+	fmt.Fprintln(w, sanitize(rep.String()))
 	for i, st := range rep {
-		if st.Status == hooks.StepErr && st.Report != nil {
-			fmt.Fprintf(s.Stdout, "%02d %s\n", i+1, sanitize(st.Report.String()))
+		if st.Status != hooks.StepErr || st.Report == nil {
+			continue
+		}
+		fmt.Fprintf(w, "%02d %s\n", i+1, sanitize(st.Report.String()))
+		if cr, ok := st.Report.(*hooks.CommandHookReport); ok && cr != nil {
+			writeOutputTail(w, cr.CapturedStdoutStderrCombined)
 		}
 	}
-	fmt.Fprintln(s.Stdout, sanitize(summary))
-	return code
+	fmt.Fprintln(w, sanitize(summary))
+}
+
+// The bounds of the output of a failed hook in the text report: its last
+// outputTailLines lines, of its last outputTailBytes bytes.
+const (
+	outputTailLines = 10
+	outputTailBytes = 4 << 10
+)
+
+// writeOutputTail writes the last lines of a hook's output, indented and
+// each behind "| ", under a heading that says how many they are. It writes
+// nothing for an empty output. A line cut by the byte bound starts with
+// "...".
+func writeOutputTail(w io.Writer, out []byte) {
+	cut := len(out) > outputTailBytes
+	if cut {
+		out = out[len(out)-outputTailBytes:]
+	}
+	text := strings.TrimSuffix(string(out), "\n")
+	if strings.TrimSpace(text) == "" {
+		return
+	}
+	lines := strings.Split(text, "\n")
+	if len(lines) > outputTailLines {
+		lines, cut = lines[len(lines)-outputTailLines:], false
+	}
+	if cut {
+		lines[0] = "..." + lines[0]
+	}
+	fmt.Fprintf(w, "   output, last %s:\n", plural(len(lines), "line", "lines"))
+	for _, l := range lines {
+		fmt.Fprintf(w, "   | %s\n", sanitize(strings.TrimSuffix(l, "\r")))
+	}
 }
 
 // runResult is the JSON output of "snaphook run --json".
