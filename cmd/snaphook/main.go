@@ -8,6 +8,7 @@
 //
 //	snaphook run -c FILE --fs DATASET [flags] -- CMD [ARGS...]
 //	snaphook check -c FILE [--fs DATASET]...
+//	snaphook version
 //
 // Run "snaphook help" for the flags, the signals and the exit codes.
 package main
@@ -56,10 +57,13 @@ Usage:
   snaphook run -c FILE --fs DATASET [flags] -- CMD [ARGS...]
   snaphook check -c FILE [--fs DATASET]...
   snaphook help [run | check]
+  snaphook version
 
 Commands:
   run     run the hooks of FILE that match DATASET around CMD
   check   validate FILE, list its hooks and which of them run for each DATASET
+  version print the version of snaphook and of Go it was built with
+          (also: snaphook --version)
 
 Run 'snaphook help run' or 'snaphook run --help' for the flags of a command.
 
@@ -90,6 +94,8 @@ func snaphook(args []string, s streams) int {
 		return runCommand(rest, s)
 	case "check":
 		return checkCommand(rest, s)
+	case "version", "-version", "--version":
+		return versionCommand(rest, s)
 	case "help", "-h", "-help", "--help":
 		if len(rest) == 0 {
 			fmt.Fprint(s.Stdout, mainHelp)
