@@ -39,6 +39,11 @@ at the end, followed by the report of each failed step and the last lines
 of its output. While snaphook runs with stdout on a terminal, a status line
 shows the running step and how long it has been running.
 
+With --quiet, as for cron, snaphook prints nothing at all when all went
+well (exit status 0). Otherwise it prints what it would have printed
+without --quiet, at the end: the log on stderr (its last MiB), the report
+on stdout.
+
 Flags:
   -c, --config FILE    the hook list: YAML, as the "hooks:" of a zrepl job;
                        "-" reads it from stdin
@@ -55,6 +60,7 @@ Flags:
   --timeout DURATION   stop CMD after DURATION, e.g. 10m (default 0: never)
   --json               print the report as a JSON object instead of a table
   --log-level LEVEL    debug, info, warn or error (default info)
+  -q, --quiet          print nothing if all went well (see above)
   -h, --help           show this help
 
 Signals:
@@ -77,7 +83,7 @@ const refreshInterval = 200 * time.Millisecond
 
 type runOptions struct {
 	config, fs, snapshot, prefix, logLevel string
-	dryRun, dryRunCmd, json                bool
+	dryRun, dryRunCmd, json, quiet         bool
 	timeout                                time.Duration
 }
 
@@ -94,6 +100,8 @@ func runCommand(args []string, s streams) int {
 	fset.DurationVar(&o.timeout, "timeout", 0, "")
 	fset.BoolVar(&o.json, "json", false, "")
 	fset.StringVar(&o.logLevel, "log-level", "info", "")
+	fset.BoolVar(&o.quiet, "q", false, "")
+	fset.BoolVar(&o.quiet, "quiet", false, "")
 	if code, done := parseFlags(fset, args, runHelp, s); done {
 		return code
 	}
@@ -169,9 +177,14 @@ func runCommand(args []string, s streams) int {
 
 	// The live view, if stdout is a terminal. Log records go through it when
 	// stderr is a terminal too, so that they do not mix with the status line.
+	// With --quiet, there is no live view and the log is held back.
 	var logOut io.Writer = s.Stderr
 	var live *liveView
-	if width, ok := terminalWidth(s.Stdout); ok && os.Getenv("TERM") != "dumb" {
+	var heldLog *logTail
+	if o.quiet {
+		heldLog = newLogTail(quietLogLimit)
+		logOut = heldLog
+	} else if width, ok := terminalWidth(s.Stdout); ok && os.Getenv("TERM") != "dumb" {
 		target := fs.ToString() + "@" + name
 		live = startLiveView(s.Stdout, width, refreshInterval, func() string {
 			return statusLine(target, plan.Report())
@@ -199,6 +212,12 @@ func runCommand(args []string, s streams) int {
 	summary := summarize(rep, code, fs.ToString()+"@"+name, !o.dryRun || o.dryRunCmd, signalName)
 	log.LogAttrs(ctx, slog.LevelInfo, "done", slog.Int("exit_code", code), slog.String("result", summary))
 
+	if o.quiet {
+		if code == exitOK {
+			return code
+		}
+		heldLog.writeTo(s.Stderr)
+	}
 	if o.json {
 		out := runResult{
 			FS:            fs.ToString(),
