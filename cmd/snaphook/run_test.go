@@ -487,7 +487,10 @@ exit 0`)
 // report, not only in the log: the last lines of its output.
 func TestRunTextReportShowsTheOutputOfAFailedHook(t *testing.T) {
 	dir := t.TempDir()
+	// All on stderr: the order of lines on stdout and stderr, two pipes,
+	// is not kept in the captured output.
 	fail := script(t, dir, "fail", `
+exec 1>&2
 i=1
 while [ $i -le 12 ]; do echo "step $i of the checks"; i=$((i+1)); done
 echo "cannot reach the admin socket" >&2
