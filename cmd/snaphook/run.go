@@ -35,8 +35,14 @@ empty). So a typical CMD is
 Its output is logged line by line, like a hook's.
 
 Logs go to stderr as logfmt. The report, one line per step, goes to stdout
-at the end. While snaphook runs with stdout on a terminal, a status line
+at the end, followed by the report of each failed step and the last lines
+of its output. While snaphook runs with stdout on a terminal, a status line
 shows the running step and how long it has been running.
+
+With --quiet, as for cron, snaphook prints nothing at all when all went
+well (exit status 0). Otherwise it prints what it would have printed
+without --quiet, at the end: the log on stderr (its last MiB), the report
+on stdout.
 
 Flags:
   -c, --config FILE    the hook list: YAML, as the "hooks:" of a zrepl job;
@@ -54,6 +60,7 @@ Flags:
   --timeout DURATION   stop CMD after DURATION, e.g. 10m (default 0: never)
   --json               print the report as a JSON object instead of a table
   --log-level LEVEL    debug, info, warn or error (default info)
+  -q, --quiet          print nothing if all went well (see above)
   -h, --help           show this help
 
 Signals:
@@ -76,7 +83,7 @@ const refreshInterval = 200 * time.Millisecond
 
 type runOptions struct {
 	config, fs, snapshot, prefix, logLevel string
-	dryRun, dryRunCmd, json                bool
+	dryRun, dryRunCmd, json, quiet         bool
 	timeout                                time.Duration
 }
 
@@ -93,6 +100,8 @@ func runCommand(args []string, s streams) int {
 	fset.DurationVar(&o.timeout, "timeout", 0, "")
 	fset.BoolVar(&o.json, "json", false, "")
 	fset.StringVar(&o.logLevel, "log-level", "info", "")
+	fset.BoolVar(&o.quiet, "q", false, "")
+	fset.BoolVar(&o.quiet, "quiet", false, "")
 	if code, done := parseFlags(fset, args, runHelp, s); done {
 		return code
 	}
@@ -168,9 +177,14 @@ func runCommand(args []string, s streams) int {
 
 	// The live view, if stdout is a terminal. Log records go through it when
 	// stderr is a terminal too, so that they do not mix with the status line.
+	// With --quiet, there is no live view and the log is held back.
 	var logOut io.Writer = s.Stderr
 	var live *liveView
-	if width, ok := terminalWidth(s.Stdout); ok && os.Getenv("TERM") != "dumb" {
+	var heldLog *logTail
+	if o.quiet {
+		heldLog = newLogTail(quietLogLimit)
+		logOut = heldLog
+	} else if width, ok := terminalWidth(s.Stdout); ok && os.Getenv("TERM") != "dumb" {
 		target := fs.ToString() + "@" + name
 		live = startLiveView(s.Stdout, width, refreshInterval, func() string {
 			return statusLine(target, plan.Report())
@@ -198,6 +212,12 @@ func runCommand(args []string, s streams) int {
 	summary := summarize(rep, code, fs.ToString()+"@"+name, !o.dryRun || o.dryRunCmd, signalName)
 	log.LogAttrs(ctx, slog.LevelInfo, "done", slog.Int("exit_code", code), slog.String("result", summary))
 
+	if o.quiet {
+		if code == exitOK {
+			return code
+		}
+		heldLog.writeTo(s.Stderr)
+	}
 	if o.json {
 		out := runResult{
 			FS:            fs.ToString(),
@@ -220,14 +240,67 @@ func runCommand(args []string, s streams) int {
 		fmt.Fprintf(s.Stdout, "%s\n", b)
 		return code
 	}
-	fmt.Fprintln(s.Stdout, sanitize(rep.String()))
+	writeTextReport(s.Stdout, rep, summary)
+	return code
+}
+
+// writeTextReport writes the report as a table, one line per step, then the
+// report of each failed step with the last lines of its output, if the hook
+// captured any (a command hook), then the summary:
+//
+//	01 [Err] [  14ms] ! [Pre]  /etc/snaphook/hooks/freeze-app.sh
+//	02 [SkippedDueToFatalErr] [   0s] ~ [Callback]  zfs snapshot tank/db@s
+//	03 [Ok] [   3ms] ~ [Post]  /etc/snaphook/hooks/freeze-app.sh
+//	01 command hook failed with "exit status 3": "ZREPL_DRYRUN='' ... /etc/snaphook/hooks/freeze-app.sh"
+//	   output, last 2 lines:
+//	   | connecting to /run/app/admin.sock
+//	   | cannot reach the admin socket
+//	snapshot skipped: tank/db@s: a pre hook with err_is_fatal failed
+func writeTextReport(w io.Writer, rep hooks.PlanReport, summary string) {
+	fmt.Fprintln(w, sanitize(rep.String()))
 	for i, st := range rep {
-		if st.Status == hooks.StepErr && st.Report != nil {
-			fmt.Fprintf(s.Stdout, "%02d %s\n", i+1, sanitize(st.Report.String()))
+		if st.Status != hooks.StepErr || st.Report == nil {
+			continue
+		}
+		fmt.Fprintf(w, "%02d %s\n", i+1, sanitize(st.Report.String()))
+		if cr, ok := st.Report.(*hooks.CommandHookReport); ok && cr != nil {
+			writeOutputTail(w, cr.CapturedStdoutStderrCombined)
 		}
 	}
-	fmt.Fprintln(s.Stdout, sanitize(summary))
-	return code
+	fmt.Fprintln(w, sanitize(summary))
+}
+
+// The bounds of the output of a failed hook in the text report: its last
+// outputTailLines lines, of its last outputTailBytes bytes.
+const (
+	outputTailLines = 10
+	outputTailBytes = 4 << 10
+)
+
+// writeOutputTail writes the last lines of a hook's output, indented and
+// each behind "| ", under a heading that says how many they are. It writes
+// nothing for an empty output. A line cut by the byte bound starts with
+// "...".
+func writeOutputTail(w io.Writer, out []byte) {
+	cut := len(out) > outputTailBytes
+	if cut {
+		out = out[len(out)-outputTailBytes:]
+	}
+	text := strings.TrimSuffix(string(out), "\n")
+	if strings.TrimSpace(text) == "" {
+		return
+	}
+	lines := strings.Split(text, "\n")
+	if len(lines) > outputTailLines {
+		lines, cut = lines[len(lines)-outputTailLines:], false
+	}
+	if cut {
+		lines[0] = "..." + lines[0]
+	}
+	fmt.Fprintf(w, "   output, last %s:\n", plural(len(lines), "line", "lines"))
+	for _, l := range lines {
+		fmt.Fprintf(w, "   | %s\n", sanitize(strings.TrimSuffix(l, "\r")))
+	}
 }
 
 // runResult is the JSON output of "snaphook run --json".
