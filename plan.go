@@ -301,7 +301,7 @@ func (p *Plan) skip(s *Step, status StepStatus) {
 // failed, so that a cancelled plan reports HadError.
 func (p *Plan) failCancelled(ctx context.Context, log *slog.Logger, s *Step) {
 	now := time.Now()
-	rep := &errorReport{hook: hookName(s.Hook), err: fmt.Errorf("cancelled before it ran: %w", context.Cause(ctx))}
+	rep := &errorReport{hook: hookName(s.Hook), err: fmt.Errorf("cancelled before it ran: %w", context.Cause(ctx)), cancelled: true}
 	p.mu.Lock()
 	s.Status, s.Begin, s.End, s.Report = StepErr, now, now, rep
 	p.mu.Unlock()
@@ -373,8 +373,9 @@ func checkReport(rep HookReport) (err error) {
 // errorReport is the report of a step whose hook panicked or returned no
 // usable report, or that could not run because the plan was cancelled.
 type errorReport struct {
-	hook string
-	err  error
+	hook      string
+	err       error
+	cancelled bool // the step could not start: the plan was cancelled
 }
 
 func (r *errorReport) String() string { return r.Error() }

@@ -149,6 +149,7 @@ func TestPlanCancellation(t *testing.T) {
 		assert.Equal(t, []StepStatus{ok, fail, ok}, statuses(rep))
 		assert.Contains(t, rep[1].Report.Error(), "snapshot: cancelled before it ran")
 		assert.True(t, rep.HadError())
+		assert.True(t, rep.HadFatalError(), "the callback could not run")
 		assert.True(t, alive.Load())
 	})
 

@@ -201,12 +201,16 @@ func (r PlanReport) HadError() bool {
 	return false
 }
 
-// HadFatalError reports whether some step was skipped because of a fatal
-// error or a cancellation (StepSkippedDueToFatalErr): the callback did not
-// run. A report with a fatal error always has an error too (HadError).
+// HadFatalError reports whether a fatal error or a cancellation kept the
+// callback from running: some step was skipped because of it
+// (StepSkippedDueToFatalErr), or could not start because the plan was
+// cancelled. A report with a fatal error always has an error too (HadError).
 func (r PlanReport) HadFatalError() bool {
 	for _, s := range r {
 		if s.Status == StepSkippedDueToFatalErr {
+			return true
+		}
+		if e, ok := s.Report.(*errorReport); ok && e.cancelled {
 			return true
 		}
 	}

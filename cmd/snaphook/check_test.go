@@ -121,7 +121,7 @@ func TestCheckExampleConfig(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit code %d; stderr:\n%s", r.code, r.stderr)
 	}
-	for _, want := range []string{"tank/db     runs #1 #2\n", "tank/tmp/x  runs no hook\n"} {
+	for _, want := range []string{"tank/db       runs #1 #2\n", "tank/tmp/x    runs no hook\n", "all together  runs #1 #2\n"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("stdout lacks %q:\n%s", want, r.stdout)
 		}

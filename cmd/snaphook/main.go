@@ -35,6 +35,9 @@ const (
 	// exitSnapshotFailed: the snapshot command did not run (a fatal pre hook
 	// error, an interruption) or failed.
 	exitSnapshotFailed = 2
+	// exitSkipped: a pre hook asked to skip the snapshot (skip_exit_code);
+	// that is not an error, but there is no snapshot.
+	exitSkipped = 3
 	// exitUsage: bad usage or a bad config; no hook and no command ran.
 	// The value is EX_USAGE of sysexits.h.
 	exitUsage = 64
@@ -46,6 +49,8 @@ const exitCodesHelp = `Exit status:
   1   a hook failed, but the snapshot was taken (CMD ran and succeeded)
   2   the snapshot was skipped or failed: a pre hook with err_is_fatal
       failed, snaphook was interrupted, or CMD failed
+  3   a pre hook asked to skip the snapshot (skip_exit_code): no error,
+      no snapshot
   64  bad usage or bad config; nothing ran
 `
 

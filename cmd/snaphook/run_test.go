@@ -156,6 +156,8 @@ func TestHelpExits0AndDocumentsExitCodes(t *testing.T) {
 // jsonResult is the part of the --json output the tests look at.
 type jsonResult struct {
 	FS            string   `json:"fs"`
+	Datasets      []string `json:"datasets"`
+	Skipped       bool     `json:"skipped"`
 	Snapshot      string   `json:"snapshot"`
 	DryRun        bool     `json:"dry_run"`
 	Command       []string `json:"command"`
@@ -465,7 +467,7 @@ exit 0`)
 		t.Errorf("the second signal was not logged:\n%s", log.String())
 	}
 	j := parseJSON(t, result{stdout: stdout.String()})
-	want := "Pre:Ok Pre:Err Callback:SkippedDueToFatalErr Post:SkippedDueToPreErr Post:Ok"
+	want := "Pre:Ok Pre:Err Callback:Err Post:SkippedDueToPreErr Post:Ok"
 	if got := strings.Join(j.statuses(), " "); got != want {
 		t.Errorf("steps %s, want %s", got, want)
 	}
