@@ -316,7 +316,7 @@ type runResult struct {
 	OK            bool             `json:"ok"`
 	HadError      bool             `json:"had_error"`
 	HadFatalError bool             `json:"had_fatal_error"`
-	Skipped       bool             `json:"skipped"` // a pre hook asked to skip the snapshot
+	Skipped       bool             `json:"skipped"`          // a pre hook asked to skip the snapshot
 	Signal        string           `json:"signal,omitempty"` // the first signal received, if any
 	ExitCode      int              `json:"exit_code"`
 	Result        string           `json:"result"`
