@@ -125,9 +125,10 @@ var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
 var yamlUnknownAnchor = regexp.MustCompile(`^yaml: unknown anchor '(.*)' referenced$`)
 
 // yamlError turns an error of the YAML parser into a *ConfigError, moving
-// the line the parser gives into Line. Where the parser gives none (an
-// unknown anchor, a byte that is not UTF-8 or a control character), the
-// line is found in data.
+// the line the parser gives into Line. Where the parser gives none, the line
+// of an unknown anchor's alias, or of a byte that is not UTF-8 or is a
+// control character, is found in data; any other error without a line is on
+// line 1 (the parser leaves out a position on its first line).
 func yamlError(data []byte, err error) *ConfigError {
 	msg := err.Error()
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
@@ -142,7 +143,7 @@ func yamlError(data []byte, err error) *ConfigError {
 		offset = badCharOffset(data)
 	}
 	if offset < 0 {
-		return &ConfigError{Err: err}
+		return &ConfigError{Line: 1, Err: err}
 	}
 	return &ConfigError{Line: 1 + bytes.Count(data[:offset], []byte("\n")), Err: err}
 }
