@@ -264,7 +264,7 @@ type hookSettings struct {
 func newHookSettings(in HookConfig) (hookSettings, error) {
 	filter, err := DatasetMapFilterFromConfig(in.Filesystems)
 	if err != nil {
-		return hookSettings{}, &FieldError{Field: "filesystems", Err: err}
+		return hookSettings{}, &ConfigError{Field: "filesystems", Err: err}
 	}
 	timeout := in.Timeout
 	if timeout <= 0 {

@@ -144,12 +144,12 @@ func checkCommand(args []string, s streams) int {
 }
 
 // describeHook names a hook for the listing: the path of a command hook; for
-// a database hook its name and its DSN without the password.
+// a database hook its name, which shows its target but never the password.
 func describeHook(c hooks.HookConfig, h hooks.Hook) string {
 	if c.Type == hooks.TypeCommand {
 		return c.Path
 	}
-	return h.String() + " dsn=" + strconv.Quote(hooks.RedactDSN(c.Type, c.DSN))
+	return h.String()
 }
 
 // checkExecutable returns an error if path is not an executable regular file.
