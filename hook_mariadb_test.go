@@ -388,14 +388,16 @@ func TestMariaDBBackupStageBlocksCommitsDuringCallback(t *testing.T) {
 }
 
 // TestMariaDBBackupStageStages checks what each stage blocks, on the server,
-// right after the pre edge entered it: InnoDB keeps taking writes until
-// BLOCK_COMMIT, a non-transactional (MyISAM) table is blocked from FLUSH on,
-// DDL from BLOCK_DDL on.
+// right after the pre edge entered it: InnoDB and crash-safe Aria tables
+// keep taking writes until BLOCK_COMMIT, a non-transactional (MyISAM) table
+// is blocked from FLUSH on, DDL from BLOCK_DDL on.
 func TestMariaDBBackupStageStages(t *testing.T) {
 	admin, writer := mysqlAdmin(t), myWriter(t)
 	dsn, user, password := myHookDSN(t)
-	const myisam = "snaphooks_backup_stage_myisam"
+	const myisam, aria = "snaphooks_backup_stage_myisam", "snaphooks_backup_stage_aria"
 	_, err := writer.ExecContext(t.Context(), "CREATE TABLE IF NOT EXISTS "+myisam+" (id INT) ENGINE=MyISAM")
+	require.NoError(t, err)
+	_, err = writer.ExecContext(t.Context(), "CREATE TABLE IF NOT EXISTS "+aria+" (id INT) ENGINE=Aria TRANSACTIONAL=1")
 	require.NoError(t, err)
 
 	// try runs stmt as the writer, waiting at most a second for a lock.
@@ -412,13 +414,14 @@ func TestMariaDBBackupStageStages(t *testing.T) {
 		return err
 	}
 	innodb := "INSERT INTO " + myProbeTable + " (note) VALUES ('between the stages')"
+	crashSafe := "INSERT INTO " + aria + " (id) VALUES (1)"
 	nontrans := "INSERT INTO " + myisam + " (id) VALUES (1)"
 	ddl := "CREATE TABLE snaphooks_backup_stage_ddl (id INT)"
 	want := map[string]map[string]bool{ // stage → statement → blocked
-		"BACKUP STAGE START":        {innodb: false, nontrans: false},
-		"BACKUP STAGE FLUSH":        {innodb: false, nontrans: true},
-		"BACKUP STAGE BLOCK_DDL":    {innodb: false, nontrans: true, ddl: true},
-		"BACKUP STAGE BLOCK_COMMIT": {innodb: true, nontrans: true, ddl: true},
+		"BACKUP STAGE START":        {innodb: false, crashSafe: false, nontrans: false},
+		"BACKUP STAGE FLUSH":        {innodb: false, crashSafe: false, nontrans: true},
+		"BACKUP STAGE BLOCK_DDL":    {innodb: false, crashSafe: false, nontrans: true, ddl: true},
+		"BACKUP STAGE BLOCK_COMMIT": {innodb: true, crashSafe: true, nontrans: true, ddl: true},
 	}
 	var seen []string
 	h := mdbHook(t, dsn, 10*time.Second, true)
