@@ -21,6 +21,10 @@ const (
 	// TypeMySQLLockTables holds FLUSH TABLES WITH READ LOCK on a MySQL or
 	// MariaDB server across the snapshot (see MySQLLockTables).
 	TypeMySQLLockTables = "mysql-lock-tables"
+	// TypeMariaDBBackupStage holds MariaDB's backup locks (BACKUP STAGE up to
+	// BLOCK_COMMIT) across the snapshot; it takes the same keys as
+	// TypeMySQLLockTables (see MariaDBBackupStage).
+	TypeMariaDBBackupStage = "mariadb-backup-stage"
 )
 
 // DefaultHookTimeout is the timeout of a hook whose configuration gives none
@@ -45,7 +49,8 @@ const MaxHookTimeout = 24 * time.Hour
 // configuration files.
 type HookConfig struct {
 	// Type is the kind of hook, YAML key "type": TypeCommand,
-	// TypePostgresCheckpoint or TypeMySQLLockTables. Required.
+	// TypePostgresCheckpoint, TypeMySQLLockTables or TypeMariaDBBackupStage.
+	// Required.
 	Type string `yaml:"type" json:"type"`
 
 	// ErrIsFatal, YAML key "err_is_fatal", makes a failure of the hook's Pre
@@ -76,8 +81,8 @@ type HookConfig struct {
 	// DSN, YAML key "dsn", says how to connect to the database of a
 	// postgres-checkpoint hook (a libpq connection string: keyword/value
 	// "host=db user=backup password=..." or URL "postgres://...") or of a
-	// mysql-lock-tables hook (a go-sql-driver/mysql DSN
-	// "user:password@tcp(db:3306)/"). Required for those, not allowed for
+	// mysql-lock-tables or mariadb-backup-stage hook (a go-sql-driver/mysql
+	// DSN "user:password@tcp(db:3306)/"). Required for those, not allowed for
 	// command hooks.
 	DSN string `yaml:"dsn,omitempty" json:"dsn,omitempty"`
 
@@ -151,7 +156,7 @@ func errText(err error) string {
 }
 
 // hookTypes lists the known types for error messages.
-var hookTypes = fmt.Sprintf("%q, %q or %q", TypeCommand, TypePostgresCheckpoint, TypeMySQLLockTables)
+var hookTypes = fmt.Sprintf("%q, %q, %q or %q", TypeCommand, TypePostgresCheckpoint, TypeMySQLLockTables, TypeMariaDBBackupStage)
 
 // Validate checks c as HookFromConfig needs it, whether c was built in Go or
 // parsed: the type is known; a command hook has an absolute Path and no DSN;
@@ -187,13 +192,13 @@ func (c HookConfig) problems() []problem {
 	}
 
 	switch c.Type {
-	case TypeCommand, TypePostgresCheckpoint, TypeMySQLLockTables:
+	case TypeCommand, TypePostgresCheckpoint, TypeMySQLLockTables, TypeMariaDBBackupStage:
 	case "":
 		add("type", "missing (want %s)", hookTypes)
 	default:
 		add("type", "unknown hook type %q (want %s)", c.Type, hookTypes)
 	}
-	isDB := c.Type == TypePostgresCheckpoint || c.Type == TypeMySQLLockTables
+	isDB := c.Type == TypePostgresCheckpoint || c.Type == TypeMySQLLockTables || c.Type == TypeMariaDBBackupStage
 
 	switch {
 	case c.Timeout < 0:

@@ -109,7 +109,7 @@ func dsnTarget(typ, dsn string) (string, error) {
 			return "", err
 		}
 		return pgTarget(cfg), nil
-	case TypeMySQLLockTables:
+	case TypeMySQLLockTables, TypeMariaDBBackupStage:
 		cfg, err := parseMySQLDSN(dsn)
 		if err != nil {
 			return "", err

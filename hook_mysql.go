@@ -207,18 +207,10 @@ func (h *MySQLLockTables) pre(parent context.Context, log *slog.Logger, dryRun b
 // dry run the state holds no connection. On error, and on a panic, every
 // connection it opened is closed.
 func (h *MySQLLockTables) lock(ctx context.Context, log *slog.Logger, dryRun bool) (_ *mysqlLockState, err error) {
-	cfg := h.config.Clone()
-	cfg.Logger = mysqlDriverLogger{log: log, secret: h.config.Passwd}
-	connector, err := mysql.NewConnector(cfg)
+	st, err := openMySQLSession(ctx, log, h.config)
 	if err != nil {
-		return nil, fmt.Errorf("configure driver: %w", err)
+		return nil, err
 	}
-	st := &mysqlLockState{db: sql.OpenDB(connector)}
-	// The DB exists for the one pinned connection. No idle connection may be
-	// closed under it.
-	st.db.SetMaxOpenConns(1)
-	st.db.SetConnMaxLifetime(0)
-	st.db.SetConnMaxIdleTime(0)
 	handedOver := false
 	defer func() {
 		if !handedOver {
@@ -228,12 +220,6 @@ func (h *MySQLLockTables) lock(ctx context.Context, log *slog.Logger, dryRun boo
 		}
 	}()
 
-	log.DebugContext(ctx, "connecting to mysql",
-		slog.String("net", cfg.Net), slog.String("addr", cfg.Addr), slog.String("user", cfg.User), slog.Bool("dry_run", dryRun))
-	st.conn, err = st.db.Conn(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("connect: %w", err)
-	}
 	if dryRun {
 		if err := st.conn.PingContext(ctx); err != nil {
 			return nil, fmt.Errorf("ping: %w", err)
@@ -243,14 +229,9 @@ func (h *MySQLLockTables) lock(ctx context.Context, log *slog.Logger, dryRun boo
 		return &mysqlLockState{noLock: "dry run"}, nil
 	}
 
-	// Let the server give up waiting for the lock when the hook would, rather
-	// than keep other sessions waiting behind a flush nobody wants any more.
-	secs := int64(1)
-	if deadline, ok := ctx.Deadline(); ok {
-		secs = max(secs, int64((time.Until(deadline)+time.Second-1)/time.Second))
-	}
-	if _, err := st.conn.ExecContext(ctx, fmt.Sprintf("SET SESSION lock_wait_timeout = %d", secs)); err != nil {
-		return nil, fmt.Errorf("set lock_wait_timeout: %w", err)
+	secs, err := mysqlSetLockWaitTimeout(ctx, st.conn)
+	if err != nil {
+		return nil, err
 	}
 	log.DebugContext(ctx, "taking the global read lock", slog.Int64("lock_wait_timeout_s", secs))
 	if _, err := st.conn.ExecContext(ctx, mysqlLockStmt); err != nil {
@@ -261,6 +242,50 @@ func (h *MySQLLockTables) lock(ctx context.Context, log *slog.Logger, dryRun boo
 	}
 	handedOver = true
 	return st, nil
+}
+
+// openMySQLSession opens a *sql.DB of its own for config and pins one
+// connection of it, so that every statement of a hook lands on one session
+// (locks belong to the session that took them). The caller closes the state
+// it returns, which ends the session. On error nothing is left open.
+func openMySQLSession(ctx context.Context, log *slog.Logger, config *mysql.Config) (*mysqlLockState, error) {
+	cfg := config.Clone()
+	cfg.Logger = mysqlDriverLogger{log: log, secret: config.Passwd}
+	connector, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("configure driver: %w", err)
+	}
+	st := &mysqlLockState{db: sql.OpenDB(connector)}
+	// The DB exists for the one pinned connection. No idle connection may be
+	// closed under it.
+	st.db.SetMaxOpenConns(1)
+	st.db.SetConnMaxLifetime(0)
+	st.db.SetConnMaxIdleTime(0)
+
+	log.DebugContext(ctx, "connecting to mysql",
+		slog.String("net", cfg.Net), slog.String("addr", cfg.Addr), slog.String("user", cfg.User))
+	st.conn, err = st.db.Conn(ctx)
+	if err != nil {
+		_ = st.close()
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	return st, nil
+}
+
+// mysqlSetLockWaitTimeout sets the session's lock_wait_timeout to what is
+// left until the deadline of ctx (whole seconds, at least 1), and returns
+// it. The server then gives up waiting for a lock when the hook would,
+// rather than keep other sessions waiting behind a lock nobody wants any
+// more.
+func mysqlSetLockWaitTimeout(ctx context.Context, conn *sql.Conn) (int64, error) {
+	secs := int64(1)
+	if deadline, ok := ctx.Deadline(); ok {
+		secs = max(secs, int64((time.Until(deadline)+time.Second-1)/time.Second))
+	}
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("SET SESSION lock_wait_timeout = %d", secs)); err != nil {
+		return 0, fmt.Errorf("set lock_wait_timeout: %w", err)
+	}
+	return secs, nil
 }
 
 func (h *MySQLLockTables) post(parent context.Context, log *slog.Logger, state map[interface{}]interface{}) *MyLockTablesReport {

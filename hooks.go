@@ -213,8 +213,8 @@ func NewHookEnv(edge Edge, phase Phase, dryRun bool, timeout time.Duration, extr
 }
 
 // HookFromConfig validates in, applies its defaults (see HookConfig.WithDefaults)
-// and returns the hook it describes: a *CommandHook, *PgChkptHook or
-// *MySQLLockTables.
+// and returns the hook it describes: a *CommandHook, *PgChkptHook,
+// *MySQLLockTables or *MariaDBBackupStage.
 func HookFromConfig(in HookConfig) (Hook, error) {
 	in = in.WithDefaults()
 	if err := in.Validate(); err != nil {
@@ -227,6 +227,8 @@ func HookFromConfig(in HookConfig) (Hook, error) {
 		return newPgChkptHook(in)
 	case TypeMySQLLockTables:
 		return newMySQLLockTables(in)
+	case TypeMariaDBBackupStage:
+		return newMariaDBBackupStage(in)
 	}
 	return nil, fmt.Errorf("type: unknown hook type %q", in.Type) // unreachable after Validate
 }
@@ -251,7 +253,7 @@ func ListFromConfig(in *HookList) (*List, error) {
 
 // hookSettings holds what every configured hook has, with the methods of
 // Hook (and of the optional interfaces a Plan asks for) that report it.
-// CommandHook, PgChkptHook and MySQLLockTables embed it.
+// CommandHook, PgChkptHook, MySQLLockTables and MariaDBBackupStage embed it.
 type hookSettings struct {
 	timeout        time.Duration
 	errIsFatal     bool
