@@ -1,6 +1,6 @@
 module github.com/snaphooks/hooks
 
-go 1.25.0
+go 1.24
 
 require (
 	github.com/armon/circbuf v0.0.0-20190214190532-5111143e8da2
