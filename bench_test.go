@@ -8,6 +8,7 @@ package hooks
 //	BenchmarkCommandHookOverhead  a plan with one /bin/true command hook vs. two bare exec.Command runs
 //	BenchmarkPlanOrchestration    build and run a plan of 10 in-process hooks (21 steps)
 //	BenchmarkChattyHook           a hook writing 256 MiB of 80-byte lines vs. io.Copy to io.Discard
+//	BenchmarkLogfmtRecord         one record of a chatty hook's output, logfmt vs. slog.TextHandler
 //	BenchmarkReportPolling        Report from 4 goroutines while the plan runs; Run with and without pollers
 //
 // BenchmarkChattyPeakRSS is a helper mode of the test binary for
@@ -281,6 +282,29 @@ func BenchmarkChattyHook(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkLogfmtRecord handles one record as a chatty hook logs each line
+// of its output (time, level, message, the hook's hook, edge and fs
+// attributes, an 80-byte stdout line) with the logfmt handler writing to
+// io.Discard; the baseline is slog's own TextHandler on the same record.
+func BenchmarkLogfmtRecord(b *testing.B) {
+	line := strings.Repeat("x", benchChattyLine-1)
+	attrs := []slog.Attr{slog.String("hook", "/etc/hooks/chatty"), slog.String("edge", "Pre"), slog.String("fs", "tank/db")}
+	run := func(b *testing.B, h slog.Handler) {
+		h = h.WithAttrs(attrs)
+		ctx := context.Background()
+		b.ReportAllocs()
+		for b.Loop() {
+			r := slog.NewRecord(time.Now(), slog.LevelInfo, "hook output", 0)
+			r.AddAttrs(slog.String("stdout", line))
+			if err := h.Handle(ctx, r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("baseline", func(b *testing.B) { run(b, slog.NewTextHandler(io.Discard, nil)) })
+	b.Run("logfmt", func(b *testing.B) { run(b, NewLogfmtHandler(io.Discard, nil)) })
 }
 
 // benchRemoveChatty removes the chatty binary built by benchChattyPath.
