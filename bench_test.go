@@ -17,7 +17,6 @@ package hooks
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -33,8 +32,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/go-logfmt/logfmt"
 )
 
 // benchTimed returns how long f takes.
@@ -729,99 +726,4 @@ func TestPostEdgeContextBehavesAsWithDeadline(t *testing.T) {
 			t.Errorf("derived ctx Err = %v, want context.DeadlineExceeded", got)
 		}
 	})
-}
-
-// TestLogfmtTimeCacheMatchesFormat checks the per-second cache of the logfmt
-// handler's time formatting against time.Time.Format(time.RFC3339Nano).
-func TestLogfmtTimeCacheMatchesFormat(t *testing.T) {
-	t.Parallel()
-	var locs []*time.Location
-	locs = append(locs, time.UTC, time.Local, time.FixedZone("east", 5*3600+30*60), time.FixedZone("west", -7*3600), time.FixedZone("zero", 0))
-	if ny, err := time.LoadLocation("America/New_York"); err == nil {
-		locs = append(locs, ny)
-	}
-	base := []time.Time{
-		time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC),
-		time.Date(2026, 3, 8, 6, 59, 59, 999999999, time.UTC), // around a DST change in New York
-		time.Date(1969, 12, 31, 23, 59, 59, 500000000, time.UTC),
-		time.Date(0, 1, 1, 0, 0, 0, 1, time.UTC),
-		time.Date(9999, 12, 31, 23, 59, 59, 120000000, time.UTC),
-		time.Date(10000, 1, 1, 0, 0, 0, 100, time.UTC),
-		time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
-		time.Now(),
-	}
-	var c timeCache
-	for _, loc := range locs {
-		for _, b := range base {
-			for _, d := range []time.Duration{0, 1, 10, 100 * time.Microsecond, 999 * time.Millisecond, time.Second, 3601 * time.Second} {
-				tm := b.Add(d).In(loc)
-				if got, want := string(c.appendRFC3339Nano(nil, tm)), tm.Format(time.RFC3339Nano); got != want {
-					t.Fatalf("%v: got %q, want %q", tm, got, want)
-				}
-			}
-		}
-	}
-}
-
-// TestLogfmtHandlerEncodesAsGoLogfmt checks that the handler's allocation-free
-// way of handing keys and values to go-logfmt encodes them exactly as
-// passing the plain strings would.
-func TestLogfmtHandlerEncodesAsGoLogfmt(t *testing.T) {
-	t.Parallel()
-	values := []string{"", "null", "plain", "with space", `q"uote`, "back\\slash", "a=b", "tab\tnl\ncr\r", "\x00\x1f\x7f", "bad \xff utf8", "ünïcode ✓", "-", strings.Repeat("x", 300)}
-	keys := []string{"stdout", "k y", "k=y", "\"k", "ключ"}
-	for _, k := range keys {
-		for _, v := range values {
-			var got bytes.Buffer
-			log := slog.New(NewLogfmtHandler(&got, nil))
-			r := slog.NewRecord(time.Time{}, slog.LevelInfo, v, 0)
-			r.AddAttrs(slog.String(k, v))
-			if err := log.Handler().Handle(context.Background(), r); err != nil {
-				t.Fatal(err)
-			}
-			var want bytes.Buffer
-			enc := logfmt.NewEncoder(&want)
-			_ = enc.EncodeKeyval("level", "INFO")
-			_ = enc.EncodeKeyval("msg", v)
-			if err := enc.EncodeKeyval(k, v); err != nil {
-				t.Fatalf("reference encoding of %q=%q: %v", k, v, err)
-			}
-			want.WriteByte('\n')
-			if got.String() != want.String() {
-				t.Errorf("%q=%q:\n got  %q\n want %q", k, v, got.String(), want.String())
-			}
-		}
-	}
-}
-
-// TestLogfmtHandlerRecordTimes checks the time of records, which the handler
-// has go-logfmt encode once a second, against encoding every one.
-func TestLogfmtHandlerRecordTimes(t *testing.T) {
-	t.Parallel()
-	var got, want bytes.Buffer
-	h := NewLogfmtHandler(&got, nil)
-	enc := logfmt.NewEncoder(&want)
-	start := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
-	for _, loc := range []*time.Location{time.UTC, time.Local, time.FixedZone("x", -150*60)} {
-		for _, d := range []time.Duration{0, 1, 999999999, time.Second, time.Second + 10, 1500 * time.Millisecond, time.Hour, time.Hour + 1, -time.Hour} {
-			tm := start.Add(d).In(loc)
-			r := slog.NewRecord(tm, slog.LevelWarn, "m", 0)
-			if err := h.Handle(context.Background(), r); err != nil {
-				t.Fatal(err)
-			}
-			_ = enc.EncodeKeyvals("time", tm.Format(time.RFC3339Nano), "level", "WARN", "msg", "m")
-			_ = enc.EndRecord()
-		}
-	}
-	for _, tm := range []time.Time{time.Date(12026, 1, 1, 0, 0, 0, 5, time.UTC), time.Date(-5, 1, 1, 0, 0, 0, 0, time.UTC)} {
-		r := slog.NewRecord(tm, slog.LevelWarn, "m", 0)
-		if err := h.Handle(context.Background(), r); err != nil {
-			t.Fatal(err)
-		}
-		_ = enc.EncodeKeyvals("time", tm.Format(time.RFC3339Nano), "level", "WARN", "msg", "m")
-		_ = enc.EndRecord()
-	}
-	if got.String() != want.String() {
-		t.Errorf("got\n%s\nwant\n%s", got.String(), want.String())
-	}
 }
