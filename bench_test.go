@@ -18,7 +18,6 @@ package hooks
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -621,109 +620,4 @@ func (h *benchCtxHook) Run(ctx context.Context, edge Edge, _ Phase, _ bool, _ En
 		return benchOKReport
 	}
 	return &CallbackHookReport{Name: "post", Err: h.post(ctx)}
-}
-
-// TestPostEdgeContextBehavesAsWithDeadline checks that the lazily made ctx of
-// a Post edge (postContext in plan.go) behaves as
-// context.WithDeadline(context.WithoutCancel(ctx), begin+timeout) with its
-// cancel function called when the step ends.
-func TestPostEdgeContextBehavesAsWithDeadline(t *testing.T) {
-	t.Parallel()
-	runPost := func(t *testing.T, ctx context.Context, timeout time.Duration, post func(context.Context) error) PlanReport {
-		t.Helper()
-		list := List{&benchCtxHook{timeout: timeout, post: post}}
-		p, err := NewPlan(&list, PhaseSnapshot, benchNoCallback(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.Run(ctx, false)
-		return p.Report()
-	}
-
-	t.Run("alive_bounded_and_cancelled_when_the_step_ends", func(t *testing.T) {
-		t.Parallel()
-		ctx, cancel := context.WithCancel(context.Background())
-		var kept, child context.Context
-		var sawDeadline time.Time
-		var sawErr error
-		rep := runPost(t, ctx, time.Hour, func(pctx context.Context) error {
-			cancel() // the caller gives up: the Post edge must not notice
-			kept = pctx
-			sawDeadline, _ = pctx.Deadline()
-			sawErr = pctx.Err()
-			var cancelChild context.CancelFunc
-			child, cancelChild = context.WithCancel(pctx)
-			_ = cancelChild // the end of the step cancels it
-			select {
-			case <-pctx.Done():
-				return errors.New("post ctx done while the step runs")
-			default:
-			}
-			return nil
-		})
-		post := rep[len(rep)-1]
-		if post.Status != StepOk {
-			t.Fatalf("post step: %v %v", post.Status, post.Report)
-		}
-		if sawErr != nil {
-			t.Errorf("Err during the step = %v, want nil", sawErr)
-		}
-		if d := sawDeadline.Sub(post.Begin); d != time.Hour+postBackstop {
-			t.Errorf("deadline = Begin + %v, want Begin + 1h + %v", d, postBackstop)
-		}
-		if kept.Err() != context.Canceled || child.Err() != context.Canceled {
-			t.Errorf("after the step: Err = %v, child Err = %v; want both context.Canceled", kept.Err(), child.Err())
-		}
-		select {
-		case <-kept.Done():
-		default:
-			t.Error("Done not closed after the step")
-		}
-		if context.Cause(kept) != context.Canceled {
-			t.Errorf("Cause after the step = %v", context.Cause(kept))
-		}
-	})
-
-	t.Run("untouched_ctx_is_cancelled_when_asked_after_the_step", func(t *testing.T) {
-		t.Parallel()
-		var kept context.Context
-		runPost(t, context.Background(), time.Hour, func(pctx context.Context) error { kept = pctx; return nil })
-		if kept.Err() != context.Canceled {
-			t.Errorf("Err = %v, want context.Canceled", kept.Err())
-		}
-		<-kept.Done()
-	})
-
-	t.Run("deadline_expires", func(t *testing.T) {
-		t.Parallel()
-		var errAfterSleep, errAfterDone error
-		rep := runPost(t, context.Background(), 20*time.Millisecond, func(pctx context.Context) error {
-			time.Sleep(postBackstop + 30*time.Millisecond) // nobody asked for Done yet
-			errAfterSleep = pctx.Err()
-			<-pctx.Done()
-			errAfterDone = context.Cause(pctx)
-			return nil
-		})
-		if rep[len(rep)-1].Status != StepOk {
-			t.Fatal("post step failed")
-		}
-		if errAfterSleep != context.DeadlineExceeded || errAfterDone != context.DeadlineExceeded {
-			t.Errorf("Err = %v, Cause = %v; want context.DeadlineExceeded", errAfterSleep, errAfterDone)
-		}
-	})
-
-	t.Run("deadline_expires_while_waiting", func(t *testing.T) {
-		t.Parallel()
-		var got error
-		runPost(t, context.Background(), 20*time.Millisecond, func(pctx context.Context) error {
-			cctx, cancel := context.WithCancel(pctx)
-			defer cancel()
-			<-cctx.Done()
-			got = cctx.Err()
-			return nil
-		})
-		if got != context.DeadlineExceeded {
-			t.Errorf("derived ctx Err = %v, want context.DeadlineExceeded", got)
-		}
-	})
 }

@@ -20,7 +20,7 @@ package hooks
 // MySQL DSNs use go-sql-driver syntax (user:pass@tcp(127.0.0.1:PORT)/db). Passwords look
 // like s3cret-pg-admin or s3cret-my-reload, so a test can assert they never show up.
 //
-// Name database tests TestPostgres*, TestMySQL* or TestDB*: the script counts them and
+// Name database tests TestPostgres*, TestMySQL*, TestMariaDB* or TestDB*: the script counts them and
 // fails when one of them is skipped.
 
 import (

@@ -28,19 +28,29 @@
 //     and the Post edges of the earlier hooks whose Pre succeeded still run.
 //     zrepl documents this but never runs them; here the stack unwinds.
 //   - Cancelling the ctx of Run before or during the Pre edges counts as a
-//     fatal error.
+//     fatal error: the step that could not start is StepErr ("cancelled
+//     before it ran"), so a cancelled plan always reports HadError.
+//   - A Pre edge that asks to skip the snapshot (a SkipReport, such as a
+//     command hook exiting with its skip_exit_code) ends the Pre edges
+//     without an error: StepSkipRequested, then StepSkippedDueToSkip for
+//     the callback and the later hooks; the earlier Post edges unwind.
 //   - Otherwise the callback runs; its error does not stop the Post edges.
 //   - Post edges run in reverse order, for the hooks whose Pre edge
 //     succeeded. A Post error never stops another Post edge. Post edges run
 //     with a ctx that the caller's cancellation does not reach, bounded by
 //     each hook's timeout: cleanup happens on shutdown too.
 //   - A panic in a hook or in the callback fails its own step ("panic: ...")
-//     and the plan goes on.
+//     and the plan goes on; so does a nil report, or a hook whose String or
+//     ErrIsFatal panics.
 //   - A hook configured with post_on_pre_error runs its Post edge whenever
 //     its Pre edge ran, even if it failed.
 //
-// After Run, PlanReport.HadError tells whether any step failed and
-// PlanReport.HadFatalError whether the callback was skipped. Plan.Report may
+// Post edges learn what happened from EnvPreResult and EnvCallbackResult.
+//
+// After Run, PlanReport.HadError tells whether any step failed,
+// PlanReport.HadFatalError whether the callback was skipped because of an
+// error (which implies HadError), and PlanReport.HadSkip whether a hook
+// asked to skip it. Plan.Report may
 // be polled from any goroutine while Run works; it never waits for a hook.
 //
 // # Hook types
@@ -50,8 +60,9 @@
 // its own that is killed on timeout; PgChkptHook runs CHECKPOINT on a
 // PostgreSQL server before the snapshot; MySQLLockTables holds FLUSH TABLES
 // WITH READ LOCK on one pinned MySQL/MariaDB connection across the snapshot.
-// A CallbackHook is the step in the middle. Hook is an interface, so a
-// daemon can add its own kinds.
+// MariaDBBackupStage holds MariaDB's BACKUP STAGE locks the same way. A
+// CallbackHook is the step in the middle. Hook is an interface, so a daemon
+// can add its own kinds.
 //
 // # Use from a daemon
 //
@@ -65,6 +76,18 @@
 //		hooks.Env{hooks.EnvFS: fs.ToString(), hooks.EnvSnapshot: name})
 //	plan.Run(hooks.WithLogger(ctx, logger), dryRun)
 //	if rep := plan.Report(); rep.HadError() { ... rep.String() ... }
+//
+// # Job scope
+//
+// A snapshot may cover several datasets (zfs snapshot tank/db@s tank/log@s)
+// or a dataset and its subtree (zfs snapshot -r tank@s). NewJobPlan makes one
+// plan for a Scope: every hook whose filter passes at least one of its
+// datasets (with Scope.Recursive: the dataset or anything below it, see
+// SubtreeFilter) runs once, around one callback, with EnvFS set to the first
+// dataset it matched and EnvFSList to all of them:
+//
+//	scope := hooks.Scope{Datasets: []hooks.Dataset{db, log}}
+//	plan, err := hooks.NewJobPlan(list, hooks.PhaseSnapshot, cb, scope, hooks.Env{hooks.EnvSnapshot: name})
 //
 // Logging goes to the *slog.Logger carried by the ctx (WithLogger); without
 // one, nothing is logged. NewLogfmtHandler writes logfmt.

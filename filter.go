@@ -195,15 +195,12 @@ const subtreeMarker = "<"
 type DatasetMapFilter struct {
 	// exact maps the name of each pattern without "<" to its value.
 	exact map[string]bool
-	// subtree holds the "<" patterns, longest path first, so that the first
-	// match is the longest.
-	subtree []subtreeEntry
-}
-
-// subtreeEntry is a pattern of the form "<path><".
-type subtreeEntry struct {
-	path *DatasetPath
-	pass bool
+	// subtree maps the name before the "<" of each "<" pattern ("" for "<"
+	// alone) to its value.
+	subtree map[string]bool
+	// passing holds the path of every pattern whose value is true, for
+	// FilterSubtree.
+	passing []*DatasetPath
 }
 
 // DatasetMapFilterFromConfig builds a DatasetMapFilter from a map of patterns
@@ -217,21 +214,21 @@ type subtreeEntry struct {
 // invalid, the error is about the first in sorted order.
 // An empty or nil map gives a filter that passes nothing.
 func DatasetMapFilterFromConfig(in map[string]bool) (*DatasetMapFilter, error) {
-	f := &DatasetMapFilter{exact: make(map[string]bool, len(in))}
+	f := &DatasetMapFilter{exact: make(map[string]bool), subtree: make(map[string]bool)}
 	for _, pattern := range sortedPatterns(in) {
 		path, subtree, err := parseFilterPattern(pattern)
 		if err != nil {
 			return nil, err
 		}
 		if subtree {
-			f.subtree = append(f.subtree, subtreeEntry{path: path, pass: in[pattern]})
+			f.subtree[path.ToString()] = in[pattern]
 		} else {
 			f.exact[path.ToString()] = in[pattern]
 		}
+		if in[pattern] {
+			f.passing = append(f.passing, path)
+		}
 	}
-	sort.SliceStable(f.subtree, func(i, j int) bool {
-		return f.subtree[i].path.Length() > f.subtree[j].path.Length()
-	})
 	return f, nil
 }
 
@@ -271,7 +268,8 @@ func sortedPatterns(m map[string]bool) []string {
 }
 
 // Filter reports whether p passes f, by the rules described at
-// DatasetMapFilter. It returns an error only if p is nil.
+// DatasetMapFilter. It returns an error only if p is nil. Its cost grows with
+// the depth of p, not with the number of patterns.
 func (f *DatasetMapFilter) Filter(p *DatasetPath) (pass bool, err error) {
 	if p == nil {
 		return false, errors.New("filter: nil dataset path")
@@ -279,14 +277,46 @@ func (f *DatasetMapFilter) Filter(p *DatasetPath) (pass bool, err error) {
 	if f == nil {
 		return false, nil
 	}
-	if len(f.exact) > 0 {
-		if pass, ok := f.exact[p.ToString()]; ok {
-			return pass, nil
+	if pass, ok := f.exact[p.ToString()]; ok {
+		return pass, nil
+	}
+	pass, _ = f.longestSubtree(p)
+	return pass, nil
+}
+
+// longestSubtree returns the value of the longest "<" pattern that matches p
+// (p itself or one of its ancestors), and whether there is one.
+func (f *DatasetMapFilter) longestSubtree(p *DatasetPath) (pass, found bool) {
+	for n := p.Length(); n >= 0; n-- {
+		if pass, ok := f.subtree[strings.Join(p.comps[:n], "/")]; ok {
+			return pass, true
 		}
 	}
-	for _, e := range f.subtree {
-		if p.HasPrefix(e.path) {
-			return e.pass, nil
+	return false, false
+}
+
+// FilterSubtree reports whether root or any dataset below it passes f,
+// decided from the patterns alone: no dataset needs to exist. So for
+// {"tank<": false, "tank/deep/er<": true} it is true for tank (tank/deep/er
+// passes), and for {"zroot<": true} false for tank. It returns an error only
+// if root is nil.
+//
+// A dataset below root passes if a pattern with value true names it or a
+// dataset between it and root, or if the longest "<" pattern that matches
+// root is true (a child of root that no other pattern names then passes).
+func (f *DatasetMapFilter) FilterSubtree(root *DatasetPath) (pass bool, err error) {
+	if pass, err := f.Filter(root); pass || err != nil {
+		return pass, err
+	}
+	if f == nil {
+		return false, nil
+	}
+	if pass, _ := f.longestSubtree(root); pass {
+		return true, nil
+	}
+	for _, p := range f.passing {
+		if p.Length() > root.Length() && p.HasPrefix(root) {
+			return true, nil
 		}
 	}
 	return false, nil
@@ -295,15 +325,15 @@ func (f *DatasetMapFilter) Filter(p *DatasetPath) (pass bool, err error) {
 // Patterns returns a copy of the patterns of f with their values, as they
 // were given to DatasetMapFilterFromConfig.
 func (f *DatasetMapFilter) Patterns() map[string]bool {
+	m := map[string]bool{}
 	if f == nil {
-		return map[string]bool{}
+		return m
 	}
-	m := make(map[string]bool, len(f.exact)+len(f.subtree))
 	for name, pass := range f.exact {
 		m[name] = pass
 	}
-	for _, e := range f.subtree {
-		m[e.path.ToString()+subtreeMarker] = e.pass
+	for name, pass := range f.subtree {
+		m[name+subtreeMarker] = pass
 	}
 	return m
 }

@@ -139,6 +139,10 @@ func FuzzParseHookList(f *testing.F) {
 		"- &a {type: command, path: /bin/true}\n- *a\n- <<: *a\n",
 		"type: command\npath: /bin/true\n",
 		"- type: command\n  path: a: b\n",
+		"- type: command\n  path: /bin/true\n  err_is_fatal:\n  filesystems: {tank<: }\n  skip_exit_code: 3\n",
+		"- type: command\n  path: *nope\n",
+		"- type: command\n  path: /bin/\xff\n",
+		"- type: postgres-checkpoint\n  dsn: postgres://u:p@ss@db/x\n  filesystems: {<: true}\n  timeout: 600h\n",
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s))
@@ -155,9 +159,18 @@ func FuzzParseHookList(f *testing.F) {
 			if err.Error() == "" {
 				t.Fatal("empty error text")
 			}
-			var ce *ConfigError
-			if !errors.As(err, &ce) {
-				t.Fatalf("error is not a *ConfigError: %T %v", err, err)
+			joined, ok := err.(interface{ Unwrap() []error })
+			if !ok {
+				t.Fatalf("errors are not joined: %T %v", err, err)
+			}
+			for _, e := range joined.Unwrap() {
+				var ce *ConfigError
+				if !errors.As(e, &ce) {
+					t.Fatalf("error is not a *ConfigError: %T %v", e, e)
+				}
+				if ce.Line <= 0 {
+					t.Fatalf("error without a line: %v", ce)
+				}
 			}
 			return
 		}
@@ -177,6 +190,48 @@ func FuzzParseHookList(f *testing.F) {
 		}
 		if len(*hooks) != len(list) {
 			t.Fatalf("ListFromConfig made %d hooks of %d", len(*hooks), len(list))
+		}
+	})
+}
+
+// FuzzParseHookListHidesPasswords puts a password into any text and checks
+// that no error, String, log record or hook name about a database hook with
+// that DSN shows it, unless the driver parsed it as the user, host, port or
+// database of the hook's target (a DSN that says so shows it there).
+func FuzzParseHookListHidesPasswords(f *testing.F) {
+	for _, dsn := range []string{
+		"postgres://backup:%s@db:5432/postgres",
+		"postgres://backup:%s@db:x/postgres",
+		"postgres://backup:Hunter2@%s@db/postgres",
+		"postgres://db/postgres?sslmode=bogus&password=%s",
+		"host=db user=backup password=%s",
+		"host=db password='%s x' port=x",
+		"password=%s target_session_attrs=%s",
+		"backup:%s@tcp(db:3306)/",
+		"backup:%s@tcp(db:3306",
+		"backup:x@%s/",
+		"backup:%s@tcp(db)/?parseTime=%s",
+	} {
+		before, after, _ := strings.Cut(dsn, "%s")
+		f.Add(strings.HasPrefix(dsn, "backup:"), before, after)
+	}
+	const secret = "Qz7SecretPw"
+	f.Fuzz(func(t *testing.T, mysql bool, before, after string) {
+		dsn := before + secret + after
+		if fuzzTouchesFiles([]byte(dsn)) {
+			t.Skip()
+		}
+		typ := TypePostgresCheckpoint
+		if mysql {
+			typ = TypeMySQLLockTables
+		}
+		if target, err := dsnTarget(typ, dsn); err == nil && strings.Contains(target, secret) {
+			return // the DSN puts it where no password belongs
+		}
+		for _, text := range configTexts(t, HookConfig{Type: typ, DSN: dsn, Filesystems: map[string]bool{"<": true}}) {
+			if strings.Contains(text, secret) {
+				t.Fatalf("%s DSN %q: the password shows in %q", typ, dsn, text)
+			}
 		}
 	})
 }

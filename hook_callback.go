@@ -23,9 +23,14 @@ func NewCallbackHook(displayString string, cb HookJobCallback, filter Filter) *C
 }
 
 // NewCallbackHookForFilesystem returns a callback hook named displayString
-// that runs cb and whose filter passes exactly fs.
-func NewCallbackHookForFilesystem(displayString string, fs *DatasetPath, cb HookJobCallback) *CallbackHook {
-	return NewCallbackHook(displayString, cb, exactFilter{fs})
+// that runs cb and whose filter passes exactly fs. fs may be any Dataset (a
+// *DatasetPath, or zrepl's *zfs.DatasetPath); a nil fs passes nothing.
+func NewCallbackHookForFilesystem(displayString string, fs Dataset, cb HookJobCallback) *CallbackHook {
+	f := exactFilter{}
+	if !isNil(fs) {
+		f.name, f.ok = fs.ToString(), true
+	}
+	return NewCallbackHook(displayString, cb, f)
 }
 
 // Filesystems returns the hook's filter.
@@ -72,12 +77,15 @@ func (r *CallbackHookReport) Error() string {
 	return r.Name + " error: " + r.Err.Error()
 }
 
-// exactFilter passes exactly one dataset.
-type exactFilter struct{ fs *DatasetPath }
+// exactFilter passes exactly the dataset named name, if ok.
+type exactFilter struct {
+	name string
+	ok   bool
+}
 
 func (f exactFilter) Filter(p *DatasetPath) (bool, error) {
 	if p == nil {
 		return false, errors.New("filter: nil dataset path")
 	}
-	return f.fs != nil && f.fs.Equal(p), nil
+	return f.ok && f.name == p.ToString(), nil
 }

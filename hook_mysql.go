@@ -71,13 +71,17 @@ const mysqlIOTimeoutMargin = 5 * time.Second
 // process exits.
 //
 // The driver's own log messages go to the logger of the Pre edge's ctx, at
-// WARN. No report, error, String or log record contains the DSN's password.
+// WARN. String names the hook by the target its DSN gives, for instance
+// "MySQL FLUSH TABLES WITH READ LOCK (backup@127.0.0.1:3306)", so that two
+// hooks of this type can be told apart in reports and logs. No report,
+// error, String or log record contains the DSN's password.
 //
 // A MySQLLockTables is immutable and safe for concurrent use: the
 // connections of concurrent plans live in their state maps, not in the hook.
 type MySQLLockTables struct {
 	hookSettings
 	config *mysql.Config // parsed once; each Pre edge connects with a clone
+	name   string        // String: the statement and the target
 
 	// afterLock, when set (by tests only), is called right after the lock was
 	// taken, before the connection is handed to the state map.
@@ -93,10 +97,9 @@ func newMySQLLockTables(in HookConfig) (*MySQLLockTables, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := mysql.ParseDSN(in.DSN)
+	cfg, err := parseMySQLDSN(in.DSN)
 	if err != nil {
-		// The driver's parse errors do not quote the DSN.
-		return nil, &FieldError{Field: "dsn", Err: err}
+		return nil, &ConfigError{Field: "dsn", Err: err}
 	}
 	timeout := settings.timeout
 	// Every edge is bounded by its ctx, which the driver watches. As a
@@ -112,11 +115,13 @@ func newMySQLLockTables(in HookConfig) (*MySQLLockTables, error) {
 			*d = timeout + mysqlIOTimeoutMargin
 		}
 	}
-	return &MySQLLockTables{hookSettings: settings, config: cfg}, nil
+	return &MySQLLockTables{hookSettings: settings, config: cfg, name: "MySQL " + mysqlLockStmt + " (" + mysqlTarget(cfg) + ")"}, nil
 }
 
-// String returns "MySQL FLUSH TABLES WITH READ LOCK".
-func (h *MySQLLockTables) String() string { return "MySQL " + mysqlLockStmt }
+// String returns "MySQL FLUSH TABLES WITH READ LOCK (<target>)", where the
+// target is <user>@<host>:<port>/<database> (a Unix socket shows as
+// unix(<path>); an empty database is left out).
+func (h *MySQLLockTables) String() string { return h.name }
 
 // mysqlStateKey is the key of the hook's entry in the state map. Its value
 // is a *mysqlLockState.

@@ -175,7 +175,10 @@ func TestMySQLLockBlocksWritersDuringCallback(t *testing.T) {
 	require.Equal(t, "FLUSH TABLES WITH READ LOCK", run.report[0].Report.String())
 	require.Equal(t, "UNLOCK TABLES", run.report[2].Report.String())
 	require.Equal(t, "", run.report[2].Report.Error())
-	require.Equal(t, "MySQL FLUSH TABLES WITH READ LOCK", run.report[0].Hook.String())
+	cfg, err := mysql.ParseDSN(dsn)
+	require.NoError(t, err)
+	require.Equal(t, "MySQL FLUSH TABLES WITH READ LOCK ("+user+"@"+cfg.Addr+")", run.report[0].Hook.String())
+	require.Contains(t, run.report.String(), "[Pre]  MySQL FLUSH TABLES WITH READ LOCK ("+user+"@127.0.0.1:")
 	myRequireUnlocked(t, admin, writer, user)
 	dbRequireNoSecret(t, password, run)
 }
@@ -513,15 +516,16 @@ func TestMySQLLockWaitEndsAtTheTimeout(t *testing.T) {
 // points at a closed port, so a connection attempt would fail the run.
 func TestMySQLHookWithoutServer(t *testing.T) {
 	const secret = "s3cret-my-noconnect"
+	port := dbClosedPort(t)
 	h, err := HookFromConfig(HookConfig{
 		Type:           TypeMySQLLockTables,
-		DSN:            fmt.Sprintf("snap:%s@tcp(127.0.0.1:%d)/", secret, dbClosedPort(t)),
+		DSN:            fmt.Sprintf("snap:%s@tcp(127.0.0.1:%d)/", secret, port),
 		Filesystems:    dbTestFilter,
 		PostOnPreError: true,
 	})
 	require.NoError(t, err)
 	my := h.(*MySQLLockTables)
-	require.Equal(t, "MySQL FLUSH TABLES WITH READ LOCK", h.String())
+	require.Equal(t, fmt.Sprintf("MySQL FLUSH TABLES WITH READ LOCK (snap@127.0.0.1:%d)", port), h.String())
 	require.Equal(t, DefaultHookTimeout, my.Timeout())
 	require.True(t, my.PostOnPreError())
 	require.False(t, my.ErrIsFatal())

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
+	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -49,14 +49,18 @@ const dbCloseTimeout = 5 * time.Second
 // needs SUPERUSER or, on PostgreSQL 15 and later, membership in the
 // predefined role pg_checkpoint.
 //
-// No report, error, String or log record contains the DSN's password: the
-// password is replaced by "xxxxx" in every error text.
+// String names the hook by the target its DSN gives, for instance
+// "postgres checkpoint (backup@127.0.0.1:5432/postgres)", so that two hooks
+// of this type can be told apart in reports and logs. No report, error,
+// String or log record contains the DSN's password: should a driver error
+// quote it, it is replaced by "xxxxx".
 //
 // A PgChkptHook is immutable and safe for concurrent use.
 type PgChkptHook struct {
 	hookSettings
 	config   *pgx.ConnConfig // parsed once; each run connects with a copy
 	password string          // redacted from every error text
+	name     string          // String: the hook type and its target
 }
 
 // newPgChkptHook returns the hook that in describes. in has its defaults
@@ -68,16 +72,20 @@ func newPgChkptHook(in HookConfig) (*PgChkptHook, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := pgx.ParseConfig(in.DSN)
+	cfg, err := parsePgDSN(in.DSN)
 	if err != nil {
-		// pgx replaces the password in the DSN it quotes with "xxxxx".
-		return nil, &FieldError{Field: "dsn", Err: err}
+		return nil, &ConfigError{Field: "dsn", Err: err}
 	}
-	return &PgChkptHook{hookSettings: settings, config: cfg, password: cfg.Password}, nil
+	return &PgChkptHook{
+		hookSettings: settings,
+		config:       cfg,
+		password:     cfg.Password,
+		name:         "postgres checkpoint (" + pgTarget(cfg) + ")",
+	}, nil
 }
 
-// String returns "postgres checkpoint".
-func (h *PgChkptHook) String() string { return "postgres checkpoint" }
+// String returns "postgres checkpoint (<user>@<host>:<port>/<database>)".
+func (h *PgChkptHook) String() string { return h.name }
 
 // Run requests a checkpoint on the Pre edge; see PgChkptHook. It returns a
 // *PgChkptHookReport. state is not used.
@@ -132,12 +140,10 @@ func (h *PgChkptHook) run(parent context.Context, log *slog.Logger, dryRun bool)
 		return nil
 	}
 
-	// statement_timeout takes an integer number of milliseconds; 0 would mean
-	// no timeout, so at least 1. The statement is built from an integer: SET
-	// takes no bind parameters.
-	ms := int64(1)
+	// The statement is built from an integer: SET takes no bind parameters.
+	ms := int64(pgMaxStatementTimeout / time.Millisecond)
 	if deadline, ok := ctx.Deadline(); ok {
-		ms = max(ms, time.Until(deadline).Milliseconds())
+		ms = pgStatementTimeout(time.Until(deadline))
 	}
 	if _, err := conn.Exec(ctx, fmt.Sprintf("SET statement_timeout = %d", ms)); err != nil {
 		return fmt.Errorf("set statement_timeout: %w", err)
@@ -151,6 +157,18 @@ func (h *PgChkptHook) run(parent context.Context, log *slog.Logger, dryRun bool)
 		return fmt.Errorf("CHECKPOINT: %w", err)
 	}
 	return nil
+}
+
+// pgMaxStatementTimeout is the largest statement_timeout PostgreSQL accepts:
+// an int32 number of milliseconds.
+const pgMaxStatementTimeout = math.MaxInt32 * time.Millisecond
+
+// pgStatementTimeout returns the statement_timeout in milliseconds for a
+// statement that may take d: at least 1 (0 would mean no timeout) and at
+// most what PostgreSQL accepts, whatever the hook's timeout or the ctx's
+// deadline says.
+func pgStatementTimeout(d time.Duration) int64 {
+	return max(1, min(d, pgMaxStatementTimeout).Milliseconds())
 }
 
 // PgChkptHookReport is the report of a PgChkptHook run. Err is nil when the
@@ -224,31 +242,4 @@ func ctxEnded(ctx context.Context) bool {
 	}
 	deadline, ok := ctx.Deadline()
 	return ok && !time.Now().Before(deadline)
-}
-
-// redactedMark replaces a secret in error texts, as RedactDSN does in DSNs.
-const redactedMark = "xxxxx"
-
-// secretRedactedError is an error whose text never shows secret. It unwraps
-// to the original error, so errors.As still finds a *pgconn.PgError or a
-// *mysql.MySQLError.
-type secretRedactedError struct {
-	err    error
-	secret string
-}
-
-func (e *secretRedactedError) Error() string {
-	return strings.ReplaceAll(e.err.Error(), e.secret, redactedMark)
-}
-
-func (e *secretRedactedError) Unwrap() error { return e.err }
-
-// redactSecret returns err with every occurrence of secret in its text
-// replaced by "xxxxx". The drivers do not put passwords into their errors;
-// this makes sure of it.
-func redactSecret(err error, secret string) error {
-	if err == nil || secret == "" {
-		return err
-	}
-	return &secretRedactedError{err: err, secret: secret}
 }

@@ -13,6 +13,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net"
 	"strings"
 	"sync"
@@ -228,7 +229,7 @@ func TestPostgresCheckpoint(t *testing.T) {
 			require.Equal(t, []StepStatus{StepOk, StepOk, StepOk}, dbStatuses(run.report))
 			require.Equal(t, "postgres CHECKPOINT completed", run.report[0].Report.String())
 			require.Equal(t, "", run.report[0].Report.Error())
-			require.Equal(t, "postgres checkpoint", run.report[0].Hook.String())
+			require.Equal(t, fmt.Sprintf("postgres checkpoint (%s@%s:%d/%s)", cfg.User, cfg.Host, cfg.Port, cfg.Database), run.report[0].Hook.String())
 			require.Contains(t, run.logs, "statement_timeout_ms=")
 			pgWaitCheckpoints(t, admin, before+1)
 			dbRequireNoSecret(t, cfg.Password, run)
@@ -395,20 +396,52 @@ func TestPostgresStatementTimeoutFollowsTheDeadline(t *testing.T) {
 	require.LessOrEqual(t, ms, int64(3000), "statement_timeout ignores the ctx deadline")
 }
 
+// TestPostgresStatementTimeoutIsBounded: whatever the hook's timeout (here
+// one that configuration refuses, set past the validation), the hook sends
+// a statement_timeout that PostgreSQL accepts.
+func TestPostgresStatementTimeoutIsBounded(t *testing.T) {
+	dsn := dsnFromEnv(t, "SNAPHOOKS_TEST_PG_DSN")
+	h, err := newPgChkptHook(HookConfig{Type: TypePostgresCheckpoint, DSN: dsn, Timeout: 1000 * time.Hour, Filesystems: dbTestFilter})
+	require.NoError(t, err)
+	logger, buf := testLogger()
+	rep := h.Run(WithLogger(t.Context(), logger), Pre, PhaseSnapshot, false, Env{EnvFS: dbTestFS}, map[interface{}]interface{}{})
+	require.False(t, rep.HadError(), rep.Error())
+	require.Contains(t, buf.String(), fmt.Sprintf("statement_timeout_ms=%d", math.MaxInt32))
+}
+
+func TestPgStatementTimeout(t *testing.T) {
+	for _, c := range []struct {
+		in   time.Duration
+		want int64
+	}{
+		{-time.Second, 1},
+		{0, 1},
+		{time.Microsecond, 1},
+		{1500 * time.Millisecond, 1500},
+		{MaxHookTimeout, int64(MaxHookTimeout / time.Millisecond)},
+		{math.MaxInt32 * time.Millisecond, math.MaxInt32},
+		{1000 * time.Hour, math.MaxInt32},
+		{math.MaxInt64, math.MaxInt32},
+	} {
+		require.Equal(t, c.want, pgStatementTimeout(c.in), "%v", c.in)
+	}
+}
+
 // TestPostgresHookEdgesAndFilter checks what the hook does without
 // connecting: its DSN points at a closed port, so a connection attempt
 // would fail the run.
 func TestPostgresHookEdgesAndFilter(t *testing.T) {
 	const secret = "s3cret-pg-noconnect"
+	port := dbClosedPort(t)
 	h, err := HookFromConfig(HookConfig{
 		Type:           TypePostgresCheckpoint,
-		DSN:            fmt.Sprintf("postgres://snap:%s@127.0.0.1:%d/postgres", secret, dbClosedPort(t)),
+		DSN:            fmt.Sprintf("postgres://snap:%s@127.0.0.1:%d/postgres", secret, port),
 		Filesystems:    dbTestFilter,
 		PostOnPreError: true,
 	})
 	require.NoError(t, err)
 	require.IsType(t, &PgChkptHook{}, h)
-	require.Equal(t, "postgres checkpoint", h.String())
+	require.Equal(t, fmt.Sprintf("postgres checkpoint (snap@127.0.0.1:%d/postgres)", port), h.String())
 	require.Equal(t, DefaultHookTimeout, h.(*PgChkptHook).Timeout())
 	require.True(t, h.(*PgChkptHook).PostOnPreError())
 	require.False(t, h.ErrIsFatal())

@@ -2,7 +2,9 @@ package hooks
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -42,21 +44,69 @@ type HookReport interface {
 // Pre edges run in it, Post edges in reverse.
 type List []Hook
 
+// Dataset is a dataset name as another package may hold it: *DatasetPath,
+// or zrepl's own *zfs.DatasetPath. Only ToString is used: the name, with
+// components separated by "/".
+type Dataset interface {
+	ToString() string
+}
+
+// datasetPath returns fs as a *DatasetPath, parsing its name if it is of
+// another type. It fails for a nil fs or an invalid name.
+func datasetPath(fs Dataset) (*DatasetPath, error) {
+	if isNil(fs) {
+		return nil, errors.New("dataset is nil")
+	}
+	if p, ok := fs.(*DatasetPath); ok {
+		return p, nil
+	}
+	return NewDatasetPath(fs.ToString())
+}
+
 // CopyFilteredForFilesystem returns the hooks of l whose filter passes fs, in
-// order. The hooks themselves are shared, not copied. It fails if a filter
-// fails, naming the hook.
-func (l List) CopyFilteredForFilesystem(fs *DatasetPath) (List, error) {
+// order. The hooks themselves are shared, not copied. fs may be any Dataset
+// (a *DatasetPath, or zrepl's *zfs.DatasetPath). It fails if fs is not a
+// valid dataset name, or if a filter fails or panics, naming the hook.
+func (l List) CopyFilteredForFilesystem(fs Dataset) (List, error) {
+	p, err := datasetPath(fs)
+	if err != nil {
+		return nil, fmt.Errorf("filter hooks: %w", err)
+	}
 	out := make(List, 0, len(l))
 	for i, h := range l {
-		pass, err := h.Filesystems().Filter(fs)
+		pass, err := filterHook(h, p, false)
 		if err != nil {
-			return nil, fmt.Errorf("filter hook #%d (%s) for filesystem %q: %w", i+1, h, fs.ToString(), err)
+			return nil, fmt.Errorf("filter hook #%d (%s) for filesystem %q: %w", i+1, hookName(h), p.ToString(), err)
 		}
 		if pass {
 			out = append(out, h)
 		}
 	}
 	return out, nil
+}
+
+// filterHook reports whether the filter of h passes p or, if subtree is
+// set, p or any dataset below it (see SubtreeFilter). A nil hook or filter,
+// and a panic, are errors.
+func filterHook(h Hook, p *DatasetPath, subtree bool) (pass bool, err error) {
+	if isNil(h) {
+		return false, errors.New("hook is nil")
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			pass, err = false, fmt.Errorf("filter panicked: %v", v)
+		}
+	}()
+	f := h.Filesystems()
+	if isNil(f) {
+		return false, errors.New("hook has no filter")
+	}
+	if subtree {
+		if sf, ok := f.(SubtreeFilter); ok {
+			return sf.FilterSubtree(p)
+		}
+	}
+	return f.Filter(p)
 }
 
 // Edge is the point of a Plan at which a hook runs: before the callback, the
@@ -122,6 +172,24 @@ const (
 	EnvFS       HookEnvVar = "ZREPL_FS"       // the filesystem, e.g. "tank/db"
 	EnvSnapshot HookEnvVar = "ZREPL_SNAPNAME" // the snapshot name, without "fs@"
 	EnvTimeout  HookEnvVar = "ZREPL_TIMEOUT"  // the hook's timeout in whole seconds
+)
+
+// The environment variables this package adds to zrepl's.
+const (
+	// EnvFSList lists the datasets a hook runs for, one per line, in the
+	// order of the plan's Scope (for a recursive scope, the roots it
+	// matched). EnvFS is the first of them. The callback gets every dataset
+	// of the plan. A one-dataset plan sets it to EnvFS.
+	EnvFSList HookEnvVar = "ZREPL_FS_LIST"
+	// EnvPreResult tells a Post edge how its own Pre edge ended: "ok",
+	// "error" (the Post edge runs after an error only with
+	// post_on_pre_error), or "skip" (the Pre edge asked to skip the
+	// snapshot). It is not set for other edges.
+	EnvPreResult HookEnvVar = "ZREPL_PRE_RESULT"
+	// EnvCallbackResult tells a Post edge what became of the callback, the
+	// snapshot: "ok", "error", or "skipped" (it did not run: a fatal error,
+	// a cancellation or a skip came first). It is not set for other edges.
+	EnvCallbackResult HookEnvVar = "ZREPL_CALLBACK_RESULT"
 )
 
 // Env maps hook environment variables to their values.
@@ -196,7 +264,7 @@ type hookSettings struct {
 func newHookSettings(in HookConfig) (hookSettings, error) {
 	filter, err := DatasetMapFilterFromConfig(in.Filesystems)
 	if err != nil {
-		return hookSettings{}, &FieldError{Field: "filesystems", Err: err}
+		return hookSettings{}, &ConfigError{Field: "filesystems", Err: err}
 	}
 	timeout := in.Timeout
 	if timeout <= 0 {
@@ -224,3 +292,97 @@ type postOnPreErrorer interface{ PostOnPreError() bool }
 // timeouter is implemented by hooks that know their timeout. A Plan uses it
 // to bound Post edges that run after the caller's ctx was cancelled.
 type timeouter interface{ Timeout() time.Duration }
+
+// SkipReport is a HookReport that can ask the plan to skip the snapshot. A
+// Pre edge whose report is a SkipReport with SkipSnapshot true and HadError
+// false ends the Pre edges without an error: the step becomes
+// StepSkipRequested, the callback and the later hooks are skipped
+// (StepSkippedDueToSkip), and the earlier hooks' Post edges unwind as usual.
+// CommandHookReport is one (HookConfig.SkipExitCode). On other edges
+// SkipSnapshot has no effect.
+type SkipReport interface {
+	HookReport
+	SkipSnapshot() bool
+}
+
+// The calls below ask a hook or report for something on behalf of a Plan.
+// They never panic: a hook that is nil or panics gets a safe answer, so that
+// one broken hook cannot stop the stack from unwinding.
+
+// isNil reports whether v is a nil interface or holds a nil pointer, map,
+// slice, func or channel.
+func isNil(v any) bool {
+	if v == nil {
+		return true
+	}
+	switch r := reflect.ValueOf(v); r.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan, reflect.Interface:
+		return r.IsNil()
+	}
+	return false
+}
+
+// hookName returns h.String(), or a placeholder if h is nil or String panics.
+func hookName(h Hook) (name string) {
+	if isNil(h) {
+		return "<nil hook>"
+	}
+	defer func() {
+		if recover() != nil {
+			name = fmt.Sprintf("<%T whose String panicked>", h)
+		}
+	}()
+	return h.String()
+}
+
+// hookErrIsFatal returns h.ErrIsFatal(), or true if it panics: a hook that
+// cannot say is treated as one whose failure must stop the snapshot.
+func hookErrIsFatal(h Hook) (fatal bool) {
+	defer func() {
+		if recover() != nil {
+			fatal = true
+		}
+	}()
+	return h.ErrIsFatal()
+}
+
+// postOnPreError reports whether h asks for its Post edge after a failed Pre
+// edge (false if it panics).
+func postOnPreError(h Hook) (yes bool) {
+	defer func() {
+		if recover() != nil {
+			yes = false
+		}
+	}()
+	x, ok := h.(postOnPreErrorer)
+	return ok && x.PostOnPreError()
+}
+
+// hookTimeout returns the timeout of h, or DefaultHookTimeout if h has none
+// (or Timeout panics).
+func hookTimeout(h Hook) (d time.Duration) {
+	defer func() {
+		if recover() != nil {
+			d = DefaultHookTimeout
+		}
+	}()
+	if t, ok := h.(timeouter); ok && t.Timeout() > 0 {
+		return t.Timeout()
+	}
+	return DefaultHookTimeout
+}
+
+// wantsSkip reports whether rep asks to skip the snapshot without an error.
+func wantsSkip(rep HookReport) bool {
+	s, ok := rep.(SkipReport)
+	return ok && !rep.HadError() && s.SkipSnapshot()
+}
+
+// copyEnv returns a copy of env that the caller may change.
+func copyEnv(env Env) Env {
+	out := make(Env, len(env)+2)
+	for k, v := range env {
+		out[k] = v
+	}
+	return out
+}

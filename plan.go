@@ -6,26 +6,29 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// Plan runs the hooks of one filesystem around a callback, as a stack: the
-// Pre edges in order, the callback, the Post edges in reverse order. See the
-// package documentation for which step runs or is skipped when.
+// Plan runs hooks around a callback as a stack: the Pre edges in order, the
+// callback, the Post edges in reverse order. See the package documentation
+// for which step runs or is skipped when.
 //
 // A Plan runs once. Its Report may be read at any time from any goroutine.
 type Plan struct {
 	phase Phase
-	env   Env
 
 	// steps holds every step in report order: the Pre edges of hooks
 	// 0..n-1, the callback, the Post edges of hooks n-1..0. Hook i owns
-	// steps[i] and steps[2n-i] (see pre, post) and states[i], the state map
-	// its two edges share.
+	// steps[i] and steps[2n-i] (see pre, post), states[i], the state map its
+	// two edges share, and envs[i], the extra env its edges get.
 	steps  []Step
 	states []map[interface{}]interface{}
+	envs   []Env
+	cbEnv  Env // the extra env of the callback
+	logFS  slog.Attr
 
 	ran atomic.Bool
 
@@ -48,36 +51,67 @@ func (p *Plan) callback() *Step { return &p.steps[p.hooks()] }
 
 // NewPlan returns a plan that runs the hooks of *hooks around cb in the given
 // phase. extra is added to the environment of every hook (typically EnvFS and
-// EnvSnapshot). Every step starts StepPending. The list is read once, here; a
-// nil hooks is an empty list. It fails if cb or a hook is nil.
+// EnvSnapshot); if it has EnvFS but no EnvFSList, EnvFSList is set to the
+// same dataset. Every step starts StepPending. The list is read once, here;
+// a nil hooks is an empty list. It fails if cb or a hook is nil (a nil
+// interface or a nil pointer).
+//
+// NewPlan takes the hooks as given: filter them first with
+// List.CopyFilteredForFilesystem, or use NewJobPlan, which filters for a
+// Scope of several datasets.
 func NewPlan(hooks *List, phase Phase, cb *CallbackHook, extra Env) (*Plan, error) {
-	if cb == nil {
-		return nil, errors.New("new plan: callback hook is nil")
-	}
 	var list List
 	if hooks != nil {
 		list = *hooks
 	}
+	env := copyEnv(extra)
+	if fs, ok := env[EnvFS]; ok {
+		if _, ok := env[EnvFSList]; !ok {
+			env[EnvFSList] = fs
+		}
+	}
+	var all []string
+	if fs := env[EnvFS]; fs != "" {
+		all = []string{fs}
+	}
+	envs := make([]Env, len(list))
+	datasets := make([][]string, len(list))
+	for i := range list {
+		envs[i], datasets[i] = env, all
+	}
+	return newPlan(list, phase, cb, envs, datasets, env, all)
+}
+
+// newPlan makes the plan of list around cb. envs[i] is the extra env of hook
+// i and datasets[i] the datasets it covers; cbEnv and cbDatasets are those
+// of the callback.
+func newPlan(list List, phase Phase, cb *CallbackHook, envs []Env, datasets [][]string, cbEnv Env, cbDatasets []string) (*Plan, error) {
+	if cb == nil {
+		return nil, errors.New("new plan: callback hook is nil")
+	}
 	n := len(list)
 	p := &Plan{
-		phase: phase,
-		env:   make(Env, len(extra)),
-		// One allocation for all steps keeps NewPlan cheap for large lists.
+		phase:  phase,
 		steps:  make([]Step, 2*n+1),
 		states: make([]map[interface{}]interface{}, n),
+		envs:   envs,
+		cbEnv:  cbEnv,
 	}
-	for k, v := range extra {
-		p.env[k] = v
+	switch {
+	case len(cbDatasets) == 1:
+		p.logFS = slog.String("fs", cbDatasets[0])
+	case len(cbDatasets) > 1:
+		p.logFS = slog.String("datasets", strings.Join(cbDatasets, ","))
 	}
 	for i, h := range list {
-		if h == nil {
+		if isNil(h) {
 			return nil, fmt.Errorf("new plan: hook #%d is nil", i+1)
 		}
-		*p.pre(i) = Step{Hook: h, Edge: Pre, Status: StepPending}
-		*p.post(i) = Step{Hook: h, Edge: Post, Status: StepPending}
+		*p.pre(i) = Step{Hook: h, Edge: Pre, Status: StepPending, Datasets: datasets[i]}
+		*p.post(i) = Step{Hook: h, Edge: Post, Status: StepPending, Datasets: datasets[i]}
 		p.states[i] = make(map[interface{}]interface{})
 	}
-	*p.callback() = Step{Hook: cb, Edge: Callback, Status: StepPending}
+	*p.callback() = Step{Hook: cb, Edge: Callback, Status: StepPending, Datasets: cbDatasets}
 	return p, nil
 }
 
@@ -85,84 +119,112 @@ func NewPlan(hooks *List, phase Phase, cb *CallbackHook, extra Env) (*Plan, erro
 // post[n-1..0]. It never waits for a running hook; a step that is running
 // shows StepExec and its Begin.
 func (p *Plan) Report() PlanReport {
-	r := make(PlanReport, len(p.steps)) // allocated before locking: the lock is for the copy only
+	r := make(PlanReport, len(p.steps))
 	p.mu.Lock()
 	copy(r, p.steps)
 	p.mu.Unlock()
 	return r
 }
 
+// stop is why the Pre edges stopped early.
+type stop int
+
+const (
+	goOn          stop = iota
+	stopFatal          // a fatal Pre error
+	stopCancelled      // the ctx of Run was done
+	stopSkip           // a Pre edge asked to skip the snapshot
+)
+
+// status is the status of the steps that a stop skips.
+func (s stop) status() StepStatus {
+	if s == stopSkip {
+		return StepSkippedDueToSkip
+	}
+	return StepSkippedDueToFatalErr
+}
+
 // Run runs the plan once; later calls return at once. dryRun is passed to
 // every hook and to hook scripts as ZREPL_DRYRUN=true; the callback runs in a
 // dry run too and must check for itself whether to act.
 //
-// The Pre edges and the callback run with ctx. If ctx is done before or
-// during the Pre edges, that is a fatal error: no further Pre edge and no
-// callback runs. The Post edges never see the cancellation of ctx: they run
-// with context.WithoutCancel(ctx), bounded by each hook's own timeout (plus a
-// second, so that the hook's own bound fires first), so a lock
-// taken in a Pre edge is released on shutdown too. A panic in a hook or
-// in the callback makes its step StepErr ("panic: ...") and the plan goes on.
-// The logger is taken from ctx (see WithLogger).
+// The Pre edges and the callback run with ctx. If ctx is done before a Pre
+// edge or the callback could start, that step fails (StepErr, "cancelled
+// before it ran: <cause>") and counts as a fatal error: no further Pre edge
+// and no callback runs, so a cancelled plan always reports HadError. The
+// Post edges never see the cancellation of ctx: they run with
+// context.WithoutCancel(ctx), bounded by each hook's own timeout plus a
+// second (the hook's own bound should fire first), so a lock taken in a Pre
+// edge is released on shutdown too.
+//
+// Whatever a hook does — panic (in Run, String or ErrIsFatal), return a nil
+// or unusable report — only its own step fails, and the stack unwinds as for
+// any error; the stack trace of a panic is logged. A hook that never returns
+// blocks Run: hooks must honour ctx. The logger is taken from ctx (see
+// WithLogger).
 func (p *Plan) Run(ctx context.Context, dryRun bool) {
 	if !p.ran.CompareAndSwap(false, true) {
 		return
 	}
 	log := GetLogger(ctx)
-	if fs, ok := p.env[EnvFS]; ok && log.Enabled(ctx, slog.LevelError) {
-		log = log.With(slog.String("fs", fs))
+	if p.logFS.Key != "" {
+		log = log.With(p.logFS)
 	}
 
-	clk := newClock(!log.Enabled(ctx, slog.LevelError))
-	fatal := false
+	why := goOn
+	preRan := make([]bool, p.hooks())
 	for i := range p.hooks() {
 		s := p.pre(i)
-		if !fatal && ctx.Err() != nil {
-			fatal = true
-			logCancelled(ctx, log)
-		}
-		if fatal {
-			p.skip(s, StepSkippedDueToFatalErr)
+		if why == goOn && ctx.Err() != nil {
+			why = stopCancelled
+			p.failCancelled(ctx, log, s)
 			continue
 		}
-		rep := p.exec(ctx, log, s, p.states[i], dryRun, &clk, clk.begin())
-		if !rep.HadError() {
+		if why != goOn {
+			p.skip(s, why.status())
 			continue
 		}
-		if s.Hook.ErrIsFatal() {
-			fatal = true
+		preRan[i] = true
+		rep := p.exec(ctx, log, s, p.states[i], p.envs[i], dryRun)
+		switch {
+		case wantsSkip(rep):
+			why = stopSkip
+			logStep(ctx, log, slog.LevelWarn, "pre edge asked to skip the snapshot: skipping the callback, unwinding", s)
+		case !rep.HadError():
+		case hookErrIsFatal(s.Hook):
+			why = stopFatal
 			logStep(ctx, log, slog.LevelError, "fatal pre edge error: skipping the callback, unwinding", s, slog.String("err", rep.Error()))
-		} else {
+		default:
 			logStep(ctx, log, slog.LevelWarn, "pre edge error: continuing", s, slog.String("err", rep.Error()))
 		}
 	}
-	if !fatal && ctx.Err() != nil {
-		fatal = true
-		logCancelled(ctx, log)
-	}
 
-	if fatal {
-		p.skip(p.callback(), StepSkippedDueToFatalErr)
-	} else {
-		p.exec(ctx, log, p.callback(), nil, dryRun, &clk, clk.begin())
+	cb := p.callback()
+	switch {
+	case why != goOn:
+		p.skip(cb, why.status())
+	case ctx.Err() != nil:
+		p.failCancelled(ctx, log, cb)
+	default:
+		p.exec(ctx, log, cb, nil, p.cbEnv, dryRun)
 	}
+	cbResult := resultOf(cb.Status) // only this goroutine writes statuses
 
 	// Unwind. Cleanup must not depend on the caller's ctx still being alive.
-	// Only this goroutine writes the statuses, so it may read them unlocked.
 	postCtx := context.WithoutCancel(ctx)
-	var bounds []postContext // one per Post edge, allocated with the first
 	for i := p.hooks() - 1; i >= 0; i-- {
 		pre, post := p.pre(i), p.post(i)
-		preRan := pre.Status == StepOk || pre.Status == StepErr
 		switch {
-		case pre.Status == StepOk || preRan && postOnPreError(post.Hook):
-			if bounds == nil {
-				bounds = make([]postContext, p.hooks())
-			}
-			p.execPost(&bounds[i], postCtx, log, post, p.states[i], dryRun, &clk)
-		case !preRan:
-			p.skipPost(ctx, log, post, StepSkippedDueToFatalErr)
-		case pre.Hook.ErrIsFatal():
+		case pre.Status == StepOk || preRan[i] && postOnPreError(post.Hook):
+			env := copyEnv(p.envs[i])
+			env[EnvPreResult] = resultOf(pre.Status)
+			env[EnvCallbackResult] = cbResult
+			p.execPost(postCtx, log, post, p.states[i], env, dryRun)
+		case !preRan[i]:
+			p.skipPost(ctx, log, post, why.status())
+		case pre.Status == StepSkipRequested:
+			p.skipPost(ctx, log, post, StepSkippedDueToSkip)
+		case hookErrIsFatal(pre.Hook):
 			// As in zrepl, the fatal hook's own Post counts as skipped by
 			// the fatal error.
 			p.skipPost(ctx, log, post, StepSkippedDueToFatalErr)
@@ -172,12 +234,49 @@ func (p *Plan) Run(ctx context.Context, dryRun bool) {
 	}
 }
 
-func logCancelled(ctx context.Context, log *slog.Logger) {
-	log.LogAttrs(ctx, slog.LevelError, "plan cancelled before the callback: skipping it, unwinding", slog.Any("err", context.Cause(ctx)))
+// resultOf is the value of EnvPreResult and EnvCallbackResult for a step
+// that ended in status.
+func resultOf(status StepStatus) string {
+	switch status {
+	case StepOk:
+		return "ok"
+	case StepErr:
+		return "error"
+	case StepSkipRequested:
+		return "skip"
+	}
+	return "skipped"
 }
 
-// logStep logs msg with the step's hook and edge, building the attributes
-// only when the level is enabled: a plan without a logger must not allocate.
+// postBackstop is how much later than a hook's timeout the ctx of its Post
+// edge ends: a hook that enforces its own timeout, like CommandHook, hits its
+// own bound first and reports "timed out after <timeout>"; the plan's bound
+// is only a backstop for hooks that do not.
+const postBackstop = time.Second
+
+// execPost runs a Post edge on ctx, which is no longer cancelled by the
+// caller, bounded by the hook's timeout (DefaultHookTimeout for a hook that
+// has none) plus postBackstop.
+func (p *Plan) execPost(ctx context.Context, log *slog.Logger, s *Step, state map[interface{}]interface{}, env Env, dryRun bool) {
+	ctx, cancel := context.WithDeadline(ctx, addSaturating(time.Now(), hookTimeout(s.Hook)+postBackstop))
+	defer cancel()
+	p.exec(ctx, log, s, state, env, dryRun)
+}
+
+// addSaturating returns t+d, or the latest time a Duration reaches from t if
+// d is so large that the sum overflows (d has saturated already).
+func addSaturating(t time.Time, d time.Duration) time.Time {
+	if d < 0 { // an overflow of timeout+postBackstop
+		d = 1<<63 - 1
+	}
+	return t.Add(d)
+}
+
+func logCancelled(ctx context.Context, log *slog.Logger, s *Step) {
+	logStep(ctx, log, slog.LevelError, "plan cancelled: skipping the callback, unwinding", s, slog.Any("err", context.Cause(ctx)))
+}
+
+// logStep logs msg with the step's hook and edge.
 func logStep(ctx context.Context, log *slog.Logger, level slog.Level, msg string, s *Step, attrs ...slog.Attr) {
 	if !log.Enabled(ctx, level) {
 		return
@@ -191,141 +290,6 @@ func (p *Plan) skipPost(ctx context.Context, log *slog.Logger, s *Step, status S
 	logStep(ctx, log, slog.LevelInfo, "skip post edge", s, slog.String("status", status.String()))
 }
 
-// execPost runs a Post edge on ctx, which is no longer cancelled by the
-// caller, bounded by the hook's timeout (DefaultHookTimeout for a hook that
-// has none) plus postBackstop. bound is the (zero) postContext of the step.
-func (p *Plan) execPost(bound *postContext, ctx context.Context, log *slog.Logger, s *Step, state map[interface{}]interface{}, dryRun bool, clk *clock) {
-	d := DefaultHookTimeout
-	if t, ok := s.Hook.(timeouter); ok && t.Timeout() > 0 {
-		d = t.Timeout()
-	}
-	begin := clk.begin()
-	bound.parent, bound.deadline = ctx, begin.Add(d+postBackstop)
-	defer bound.release()
-	p.exec(bound, log, s, state, dryRun, clk, begin)
-}
-
-// postBackstop is how much later than a hook's timeout the ctx of its Post
-// edge ends: a hook that enforces its own timeout, like CommandHook, hits its
-// own bound first and reports "timed out after <timeout>"; the plan's bound
-// is only a backstop for hooks that do not.
-const postBackstop = time.Second
-
-// postContext is the ctx of a Post edge: context.WithDeadline(parent,
-// deadline), where parent is no longer cancelled by the caller, made lazily.
-// Deadline answers at once, and so do Value and Err until the real context
-// is made; the real context, and the timer behind it, are made when someone
-// asks for Done, for Err after the deadline, or derives a context from it
-// (which asks for Done). Most in-process hooks never do, and a plan of them
-// so costs no timer and no allocation per Post edge. Once the step is over
-// (release) it is cancelled, as WithDeadline's ctx is by its cancel function.
-//
-// Once made, Value comes from the real context, so that a context derived
-// from c hooks onto it as onto any context of the context package, and is
-// cancelled with it at once.
-type postContext struct {
-	parent   context.Context
-	deadline time.Time
-	released atomic.Bool // the step is over
-	made     atomic.Bool // ctx and cancel are set
-	once     sync.Once
-	ctx      context.Context    // context.WithDeadline(parent, deadline)
-	cancel   context.CancelFunc // cancels ctx
-}
-
-// make returns the real context, making it on the first call, cancelled if
-// the step is over.
-func (c *postContext) make() context.Context {
-	c.once.Do(func() {
-		if c.released.Load() {
-			c.ctx, c.cancel = context.WithCancel(c.parent)
-		} else {
-			c.ctx, c.cancel = context.WithDeadline(c.parent, c.deadline)
-		}
-		c.made.Store(true)
-	})
-	// released is stored before made is loaded in release, and made before
-	// released is loaded here: one of the two sees the other and cancels.
-	if c.released.Load() {
-		c.cancel()
-	}
-	return c.ctx
-}
-
-// Deadline returns the deadline of the step.
-func (c *postContext) Deadline() (time.Time, bool) { return c.deadline, true }
-
-// Done returns a channel that is closed at the deadline or when the step is over.
-func (c *postContext) Done() <-chan struct{} { return c.make().Done() }
-
-// Err returns nil while the step runs and its deadline has not passed, then
-// context.DeadlineExceeded or context.Canceled, as WithDeadline's ctx would.
-func (c *postContext) Err() error {
-	if !c.made.Load() && !c.released.Load() && time.Now().Before(c.deadline) {
-		return nil
-	}
-	return c.make().Err()
-}
-
-// Value returns the value of the parent for key.
-func (c *postContext) Value(key any) any {
-	if c.made.Load() {
-		return c.ctx.Value(key)
-	}
-	return c.parent.Value(key)
-}
-
-func (c *postContext) String() string { return "hooks.postContext" }
-
-// release ends the step: the ctx is cancelled from now on.
-func (c *postContext) release() {
-	c.released.Store(true)
-	if c.made.Load() {
-		c.make() // cancels it
-	}
-}
-
-func postOnPreError(h Hook) bool {
-	x, ok := h.(postOnPreErrorer)
-	return ok && x.PostOnPreError()
-}
-
-// clock reads the time for the Begin and End of the steps of one run of a
-// plan, at less than the cost of two time.Now per step (which is most of the
-// cost of a plan of in-process hooks):
-//   - a reading is the time the run began plus the monotonic time elapsed
-//     since: one read of the monotonic clock instead of a read of both
-//     clocks (so a step of the wall clock during the run does not show in
-//     Begin and End; durations are right in any case);
-//   - when nothing is logged, only bookkeeping runs between the End of a step
-//     and the Begin of the next, and one reading serves as both.
-type clock struct {
-	t0    time.Time
-	quiet bool      // nothing is logged
-	last  time.Time // the latest reading, if quiet
-}
-
-func newClock(quiet bool) clock {
-	t0 := time.Now()
-	return clock{t0: t0, quiet: quiet, last: t0}
-}
-
-func (c *clock) now() time.Time { return c.t0.Add(time.Since(c.t0)) }
-
-// begin returns the Begin of a step that starts now.
-func (c *clock) begin() time.Time {
-	if c.quiet {
-		return c.last
-	}
-	return c.now()
-}
-
-// end returns the End of a step that is done now.
-func (c *clock) end() time.Time {
-	c.last = c.now()
-	return c.last
-}
-
 // skip marks a step as not run.
 func (p *Plan) skip(s *Step, status StepStatus) {
 	p.mu.Lock()
@@ -333,61 +297,88 @@ func (p *Plan) skip(s *Step, status StepStatus) {
 	p.mu.Unlock()
 }
 
-// exec runs one step, which begins now, and records its outcome. A panic in
-// the hook is recovered into an error report.
-func (p *Plan) exec(ctx context.Context, log *slog.Logger, s *Step, state map[interface{}]interface{}, dryRun bool, clk *clock, begin time.Time) HookReport {
+// failCancelled marks a step that could not start because ctx is done as
+// failed, so that a cancelled plan reports HadError.
+func (p *Plan) failCancelled(ctx context.Context, log *slog.Logger, s *Step) {
+	now := time.Now()
+	rep := &errorReport{hook: hookName(s.Hook), err: fmt.Errorf("cancelled before it ran: %w", context.Cause(ctx)), cancelled: true}
+	p.mu.Lock()
+	s.Status, s.Begin, s.End, s.Report = StepErr, now, now, rep
+	p.mu.Unlock()
+	logCancelled(ctx, log, s)
+}
+
+// exec runs one step and records its outcome.
+func (p *Plan) exec(ctx context.Context, log *slog.Logger, s *Step, state map[interface{}]interface{}, env Env, dryRun bool) HookReport {
 	p.mu.Lock()
 	s.Status = StepExec
-	s.Begin = begin
+	s.Begin = time.Now()
 	p.mu.Unlock()
 
-	if log.Enabled(ctx, slog.LevelDebug) {
-		logStep(ctx, log, slog.LevelDebug, "run step", s)
-	}
-	rep := p.runHook(ctx, log, s, state, dryRun)
+	logStep(ctx, log, slog.LevelDebug, "run step", s)
+	rep := p.runHook(ctx, log, s, state, env, dryRun)
 
-	end := clk.end()
+	end := time.Now()
 	status := StepOk
-	if rep.HadError() {
+	switch {
+	case rep.HadError():
 		status = StepErr
+	case s.Edge == Pre && wantsSkip(rep):
+		status = StepSkipRequested
 	}
 	p.mu.Lock()
 	s.Status, s.End, s.Report = status, end, rep
 	p.mu.Unlock()
 
-	if status == StepOk {
-		if log.Enabled(ctx, slog.LevelInfo) {
-			logStep(ctx, log, slog.LevelInfo, "step done", s, slog.Duration("duration", end.Sub(s.Begin)))
-		}
-	} else if s.Edge != Pre { // Run logs a Pre error with what it means for the plan
-		if log.Enabled(ctx, slog.LevelError) {
-			logStep(ctx, log, slog.LevelError, "step failed", s, slog.Duration("duration", end.Sub(s.Begin)), slog.String("err", rep.Error()))
-		}
+	switch {
+	case status == StepOk:
+		logStep(ctx, log, slog.LevelInfo, "step done", s, slog.Duration("duration", end.Sub(s.Begin)))
+	case s.Edge != Pre: // Run logs a Pre error with what it means for the plan
+		logStep(ctx, log, slog.LevelError, "step failed", s, slog.Duration("duration", end.Sub(s.Begin)), slog.String("err", rep.Error()))
 	}
 	return rep
 }
 
-func (p *Plan) runHook(ctx context.Context, log *slog.Logger, s *Step, state map[interface{}]interface{}, dryRun bool) (rep HookReport) {
+// runHook runs the hook of s and returns a report that is safe to use: a
+// panic, a nil report, or a report whose methods panic become an error report.
+func (p *Plan) runHook(ctx context.Context, log *slog.Logger, s *Step, state map[interface{}]interface{}, env Env, dryRun bool) (rep HookReport) {
 	defer func() {
 		if v := recover(); v != nil {
 			logStep(ctx, log, slog.LevelError, "hook panicked", s, slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
 			rep = &errorReport{hook: hookName(s.Hook), err: fmt.Errorf("panic: %v", v)}
 		}
 	}()
-	rep = s.Hook.Run(ctx, s.Edge, p.phase, dryRun, p.env, state)
-	if rep == nil {
-		rep = &errorReport{hook: hookName(s.Hook), err: errors.New("hook returned no report")}
+	rep = s.Hook.Run(ctx, s.Edge, p.phase, dryRun, env, state)
+	if err := checkReport(rep); err != nil {
+		return &errorReport{hook: hookName(s.Hook), err: err}
 	}
 	return rep
 }
 
+// checkReport returns an error if rep is nil or one of its methods panics.
+func checkReport(rep HookReport) (err error) {
+	if isNil(rep) {
+		return errors.New("hook returned no report")
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("hook returned a report whose methods panic: %v", v)
+		}
+	}()
+	_, _, _ = rep.HadError(), rep.Error(), rep.String()
+	wantsSkip(rep)
+	return nil
+}
+
 // errorReport is the report of a step whose hook panicked or returned no
-// report of its own.
+// usable report, or that could not run because the plan was cancelled.
 type errorReport struct {
-	hook string
-	err  error
+	hook      string
+	err       error
+	cancelled bool // the step could not start: the plan was cancelled
 }
 
 func (r *errorReport) String() string { return r.Error() }
 func (r *errorReport) HadError() bool { return true }
 func (r *errorReport) Error() string  { return r.hook + ": " + r.err.Error() }
+func (r *errorReport) Unwrap() error  { return r.err }

@@ -116,9 +116,12 @@ func TestPlanCancellation(t *testing.T) {
 		cancel()
 		var cbRan atomic.Bool
 		rep := runPlan(t, ctx, List{&testHook{name: "a"}, &testHook{name: "b"}}, func(context.Context) error { cbRan.Store(true); return nil })
-		assert.Equal(t, []StepStatus{fatal, fatal, fatal, fatal, fatal}, statuses(rep))
+		assert.Equal(t, []StepStatus{fail, fatal, fatal, fatal, fatal}, statuses(rep))
 		assert.False(t, cbRan.Load())
 		assert.True(t, rep.HadFatalError())
+		assert.True(t, rep.HadError(), "a snapshot that was never taken must not read as success")
+		assert.Contains(t, rep[0].Report.Error(), "cancelled before it ran: context canceled")
+		assert.NotContains(t, rep.String(), "[Exec]")
 	})
 
 	t.Run("cancelled_during_a_pre_edge_unwinds_with_a_live_bounded_ctx", func(t *testing.T) {
@@ -131,7 +134,8 @@ func TestPlanCancellation(t *testing.T) {
 		b := &testHook{name: "b", pre: blockUntilDone(started)}
 		c := &testHook{name: "c"}
 		rep := runPlan(t, ctx, List{a, b, c}, okCB)
-		assert.Equal(t, []StepStatus{ok, fail, fatal, fatal, fatal, prErr, ok}, statuses(rep))
+		assert.Equal(t, []StepStatus{ok, fail, fail, fatal, fatal, prErr, ok}, statuses(rep))
+		assert.Contains(t, rep[2].Report.Error(), "cancelled before it ran")
 		assert.True(t, alive.Load(), "post edge ctx is not cancelled by the caller")
 		assert.True(t, bounded.Load(), "post edge ctx is bounded by the hook's timeout")
 	})
@@ -142,7 +146,10 @@ func TestPlanCancellation(t *testing.T) {
 		var alive, bounded atomic.Bool
 		a := &testHook{name: "a", pre: func(context.Context) error { cancel(); return nil }, post: checkDetached(&alive, &bounded)}
 		rep := runPlan(t, ctx, List{a}, okCB)
-		assert.Equal(t, []StepStatus{ok, fatal, ok}, statuses(rep))
+		assert.Equal(t, []StepStatus{ok, fail, ok}, statuses(rep))
+		assert.Contains(t, rep[1].Report.Error(), "snapshot: cancelled before it ran")
+		assert.True(t, rep.HadError())
+		assert.True(t, rep.HadFatalError(), "the callback could not run")
 		assert.True(t, alive.Load())
 	})
 
@@ -198,7 +205,7 @@ func TestPlanCancellation(t *testing.T) {
 			t.Fatal("Run did not return after cancellation")
 		}
 		rep := p.Report()
-		assert.Equal(t, []StepStatus{ok, fail, fatal, prErr, ok}, statuses(rep))
+		assert.Equal(t, []StepStatus{ok, fail, fail, prErr, ok}, statuses(rep))
 		assert.ErrorContains(t, rep[1].Report.(*CommandHookReport).Err, "cancelled")
 		assert.Contains(t, readFile(t, record), "h1 post_snapshot")
 	})

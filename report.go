@@ -13,7 +13,7 @@ import (
 )
 
 // StepStatus is the state of one Step of a Plan. The values are those of
-// zrepl; each is a single bit.
+// zrepl, each a single bit; the values this package adds come after them.
 type StepStatus int
 
 // The states of a step. A step starts Pending; Run moves it to Exec and then
@@ -25,6 +25,13 @@ const (
 	StepErr                                         // ran and failed
 	StepSkippedDueToFatalErr                        // not run: a fatal error or cancellation came first
 	StepSkippedDueToPreErr                          // not run: a Post edge whose Pre edge failed
+	// StepSkipRequested is a Pre edge that ran and asked to skip the
+	// snapshot without an error (see SkipReport, HookConfig.SkipExitCode).
+	StepSkipRequested
+	// StepSkippedDueToSkip is a step that did not run because a Pre edge
+	// asked to skip the snapshot: the later Pre edges, the callback, the
+	// Post edges of those hooks and that of the hook that asked.
+	StepSkippedDueToSkip
 )
 
 var stepStatusNames = []struct {
@@ -37,6 +44,8 @@ var stepStatusNames = []struct {
 	{StepErr, "Err"},
 	{StepSkippedDueToFatalErr, "SkippedDueToFatalErr"},
 	{StepSkippedDueToPreErr, "SkippedDueToPreErr"},
+	{StepSkipRequested, "SkipRequested"},
+	{StepSkippedDueToSkip, "SkippedDueToSkip"},
 }
 
 // String returns the name of the status, as in "Ok", or "StepStatus(n)".
@@ -75,11 +84,15 @@ type Step struct {
 	// Report is the hook's report; nil while the step has not finished and
 	// for skipped steps.
 	Report HookReport
+	// Datasets are the datasets the step runs for, in the plan's order: for
+	// a hook, those its filter passed (for a recursive scope, the roots);
+	// for the callback, all of the plan's. Empty if the plan was given none.
+	Datasets []string
 }
 
 // fatalMark is "!" for the Pre edge of an err_is_fatal hook, else "~".
 func (s Step) fatalMark() string {
-	if s.Edge == Pre && s.Hook != nil && s.Hook.ErrIsFatal() {
+	if s.Edge == Pre && !isNil(s.Hook) && hookErrIsFatal(s.Hook) {
 		return "!"
 	}
 	return "~"
@@ -103,20 +116,18 @@ func (s Step) Duration() time.Duration {
 //
 // The runtime is "..." while Pending, the time it has run while Exec, the
 // duration rounded to milliseconds otherwise. "!" marks the Pre edge of an
-// err_is_fatal hook, "~" every other step.
+// err_is_fatal hook, "~" every other step. A step that runs for more than
+// one dataset lists them after the hook: "(tank/db, tank/log)".
 func (s Step) String() string {
 	runtime := "..."
 	if s.Status != StepPending {
 		runtime = s.Duration().Round(time.Millisecond).String()
 	}
-	return fmt.Sprintf("[%s] [%5s] %s [%s]  %s", s.Status, runtime, s.fatalMark(), s.Edge, hookName(s.Hook))
-}
-
-func hookName(h Hook) string {
-	if h == nil {
-		return "<nil hook>"
+	line := fmt.Sprintf("[%s] [%5s] %s [%s]  %s", s.Status, runtime, s.fatalMark(), s.Edge, hookName(s.Hook))
+	if len(s.Datasets) > 1 {
+		line += " (" + strings.Join(s.Datasets, ", ") + ")"
 	}
-	return h.String()
+	return line
 }
 
 // stepJSON is the serialised form of a Step.
@@ -130,17 +141,24 @@ type stepJSON struct {
 	End      *time.Time `json:"end,omitempty"`
 	Duration string     `json:"duration"`
 	Seconds  float64    `json:"duration_seconds"`
+	Datasets []string   `json:"datasets,omitempty"`
 	Report   string     `json:"report,omitempty"`
 	Error    string     `json:"error,omitempty"`
+	Output   string     `json:"output,omitempty"`
 }
+
+// maxReportOutput bounds the captured output that the encodings of a failed
+// step carry.
+const maxReportOutput = 4 << 10
 
 func (s Step) toJSON(n int) stepJSON {
 	j := stepJSON{
-		Step:   n,
-		Edge:   s.Edge,
-		Status: s.Status,
-		Hook:   hookName(s.Hook),
-		Fatal:  s.fatalMark() == "!",
+		Step:     n,
+		Edge:     s.Edge,
+		Status:   s.Status,
+		Hook:     hookName(s.Hook),
+		Fatal:    s.fatalMark() == "!",
+		Datasets: s.Datasets,
 	}
 	if !s.Begin.IsZero() {
 		b := s.Begin
@@ -157,14 +175,16 @@ func (s Step) toJSON(n int) stepJSON {
 		j.Report = s.Report.String()
 		if s.Report.HadError() {
 			j.Error = s.Report.Error()
+			j.Output = outputTail(s.Report, maxReportOutput)
 		}
 	}
 	return j
 }
 
 // MarshalJSON encodes the step as an object with its edge, status, hook name,
-// fatal flag, begin and end (RFC 3339, absent if zero), duration, and the
-// text of its report and error. Statuses and edges are their names.
+// fatal flag, begin and end (RFC 3339, absent if zero), duration, datasets,
+// the text of its report and error, and for a failed command hook the last
+// 4 KiB of its output ("output"). Statuses and edges are their names.
 func (s Step) MarshalJSON() ([]byte, error) { return json.Marshal(s.toJSON(0)) }
 
 // PlanReport is a snapshot of the steps of a Plan, in report order:
@@ -181,11 +201,30 @@ func (r PlanReport) HadError() bool {
 	return false
 }
 
-// HadFatalError reports whether some step was skipped because of a fatal
-// error or a cancellation (StepSkippedDueToFatalErr): the callback did not run.
+// HadFatalError reports whether a fatal error or a cancellation kept the
+// callback from running: some step was skipped because of it
+// (StepSkippedDueToFatalErr), or could not start because the plan was
+// cancelled. A report with a fatal error always has an error too (HadError).
 func (r PlanReport) HadFatalError() bool {
 	for _, s := range r {
 		if s.Status == StepSkippedDueToFatalErr {
+			return true
+		}
+		if e, ok := s.Report.(*errorReport); ok && e.cancelled {
+			return true
+		}
+	}
+	return false
+}
+
+// HadSkip reports whether a Pre edge asked to skip the snapshot
+// (StepSkipRequested). The callback did not run, and that is not an error:
+// HadError and HadFatalError may both be false. A caller that judges a plan
+// by HadError alone must ask HadSkip, or look at the callback's status,
+// before it counts the snapshot as taken.
+func (r PlanReport) HadSkip() bool {
+	for _, s := range r {
+		if s.Status == StepSkipRequested {
 			return true
 		}
 	}
@@ -258,4 +297,22 @@ func (r PlanReport) WriteLogfmt(w io.Writer) error {
 	}
 	_, err := w.Write(buf.Bytes())
 	return err
+}
+
+// outputTail returns the last max bytes, at most, of the output captured by
+// a command hook's report, starting at a line if one starts in them, as
+// valid UTF-8; "" for other reports.
+func outputTail(rep HookReport, max int) string {
+	r, ok := rep.(*CommandHookReport)
+	if !ok || r == nil {
+		return ""
+	}
+	out := r.CapturedStdoutStderrCombined
+	if len(out) > max {
+		out = out[len(out)-max:]
+		if i := bytes.IndexByte(out, '\n'); i >= 0 && i < len(out)-1 {
+			out = out[i+1:]
+		}
+	}
+	return strings.ToValidUTF8(string(out), "\uFFFD")
 }

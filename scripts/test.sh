@@ -8,7 +8,8 @@
 #   3. starts a throwaway PostgreSQL and MariaDB on 127.0.0.1 (non-default ports,
 #      data and sockets in a fresh temp dir) and creates least-privilege users;
 #   4. exports their DSNs (SNAPHOOKS_TEST_*) and SNAPHOOKS_REQUIRE_DB=1, then runs
-#      go test -race -count=1 -v ./... "$@" and the bounded fuzz runs;
+#      go test -race -count=1 -v ./... "$@" (printing a line per package, and the
+#      whole log only when a test fails) and the bounded fuzz runs;
 #   5. stops both servers and removes the temp dir, also on failure or interrupt.
 #
 # Usage: scripts/test.sh [go test flags...]     e.g. scripts/test.sh -run TestDBEnvironment
@@ -474,9 +475,17 @@ run_child() {
 	return "$rc"
 }
 
+# go_test runs the tests with -v into $TEST_LOG and prints one line per
+# package; if a test fails, it prints the whole log, which has the detail.
 go_test() {
-	go test -race -count=1 -v ./... "$@" 2>&1 | tee "$TEST_LOG"
-	return "${PIPESTATUS[0]}"
+	local rc=0
+	go test -race -count=1 -v ./... "$@" >"$TEST_LOG" 2>&1 || rc=$?
+	if ((rc == 0)); then
+		grep -E '^(ok|\?|FAIL)[[:space:]]' "$TEST_LOG" || true
+	else
+		cat "$TEST_LOG"
+	fi
+	return "$rc"
 }
 
 # run_fuzz: bounded fuzz runs. Every `func FuzzXxx` in a *_test.go file at the
@@ -510,7 +519,7 @@ fi
 # Summary. Top-level results are unindented "--- PASS/FAIL/SKIP: Name" lines.
 
 count() { grep -cE "$1" "$TEST_LOG" || true; }
-readonly DB_TESTS='(TestPostgres|TestMySQL|TestDB)'
+readonly DB_TESTS='(TestPostgres|TestMySQL|TestMariaDB|TestDB)'
 passed=$(count '^--- PASS: ')
 failed=$(count '^--- FAIL: ')
 skipped=$(count '^--- SKIP: ')

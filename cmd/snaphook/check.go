@@ -13,7 +13,7 @@ import (
 	"github.com/snaphooks/hooks"
 )
 
-const checkHelp = `Usage: snaphook check -c FILE [--fs DATASET]...
+const checkHelp = `Usage: snaphook check -c FILE [--fs DATASET]... [-r]
 
 Validates FILE as "snaphook run" reads it. If FILE is invalid, prints every
 problem to stderr, one per line, with the hook number, the field and the line:
@@ -23,7 +23,9 @@ and exits with status 64.
 Otherwise it lists the hooks (number, type, path or database, timeout,
 err_is_fatal, post_on_pre_error, filesystems; never a password), then for
 each --fs DATASET the hooks that "snaphook run --fs DATASET" would run, in
-the order of their pre edges. On stderr it warns about command hooks whose
+the order of their pre edges, and with several --fs the hooks that one run
+with all of them would run, each once. With -r, each DATASET stands for
+itself and every dataset below it, as for "snaphook run -r". On stderr it warns about command hooks whose
 path is not an executable file on this machine, and, if --fs was given, about
 hooks that match none of the datasets.
 
@@ -31,6 +33,7 @@ Flags:
   -c, --config FILE   the hook list: YAML, as the "hooks:" of a zrepl job;
                       "-" reads it from stdin
   --fs DATASET        a dataset to show the hooks of; may be repeated
+  -r, --recursive     each --fs stands for itself and every dataset below it
   -h, --help          show this help
 
 Exit status:
@@ -40,11 +43,11 @@ Exit status:
 
 func checkCommand(args []string, s streams) int {
 	var config string
-	var datasets stringList
+	var sf scopeFlags
 	fset := flag.NewFlagSet("check", flag.ContinueOnError)
 	fset.StringVar(&config, "c", "", "")
 	fset.StringVar(&config, "config", "", "")
-	fset.Var(&datasets, "fs", "")
+	sf.register(fset)
 	if code, done := parseFlags(fset, args, checkHelp, s); done {
 		return code
 	}
@@ -54,16 +57,12 @@ func checkCommand(args []string, s streams) int {
 	case fset.NArg() > 0:
 		return usageError(s, "check", fmt.Sprintf("unexpected argument %q", fset.Arg(0)))
 	}
-	paths := make([]*hooks.DatasetPath, len(datasets))
-	for i, d := range datasets {
-		p, err := hooks.NewDatasetPath(d)
-		if err != nil {
-			return usageError(s, "check", "--fs: "+err.Error())
+	var scope hooks.Scope
+	if len(sf.fs) > 0 {
+		var err error
+		if scope, err = sf.scope(); err != nil {
+			return usageError(s, "check", err.Error())
 		}
-		if p.Empty() {
-			return usageError(s, "check", "--fs: empty dataset name")
-		}
-		paths[i] = p
 	}
 
 	cfg, list, ok := loadHooks(config, s)
@@ -96,31 +95,44 @@ func checkCommand(args []string, s streams) int {
 		}
 	}
 
-	// The hooks of each dataset.
-	if len(paths) == 0 {
+	// The hooks of each dataset, and of all of them together.
+	if len(scope.Datasets) == 0 {
 		return exitOK
 	}
 	fmt.Fprintln(s.Stdout)
 	matched := make([]bool, len(list))
 	tw := tabwriter.NewWriter(s.Stdout, 0, 0, 2, ' ', 0)
-	for _, p := range paths {
+	runs := func(label string, sc hooks.Scope) bool {
 		var nums []string
 		for i, h := range list {
-			pass, err := h.Filesystems().Filter(p)
+			hs, err := hooks.List{h}.CopyFilteredForScope(sc)
 			if err != nil {
-				fmt.Fprintf(s.Stderr, "%s: hook #%d: filter %s: %v\n", name, i+1, p.ToString(), err)
-				return exitUsage
+				fmt.Fprintf(s.Stderr, "%s: hook #%d: %v\n", name, i+1, err)
+				return false
 			}
-			if pass {
+			if len(hs) > 0 {
 				matched[i] = true
 				nums = append(nums, "#"+strconv.Itoa(i+1))
 			}
 		}
-		runs := "no hook"
+		what := "no hook"
 		if len(nums) > 0 {
-			runs = strings.Join(nums, " ")
+			what = strings.Join(nums, " ")
 		}
-		fmt.Fprintf(tw, "%s\truns %s\n", p.ToString(), runs)
+		fmt.Fprintf(tw, "%s\truns %s\n", label, what)
+		return true
+	}
+	suffix := ""
+	if scope.Recursive {
+		suffix = " (recursive)"
+	}
+	for _, d := range scope.Datasets {
+		if !runs(d.ToString()+suffix, hooks.Scope{Datasets: []hooks.Dataset{d}, Recursive: scope.Recursive}) {
+			return exitUsage
+		}
+	}
+	if len(scope.Datasets) > 1 && !runs("all together"+suffix, scope) {
+		return exitUsage
 	}
 	tw.Flush()
 	for i, m := range matched {
@@ -132,12 +144,12 @@ func checkCommand(args []string, s streams) int {
 }
 
 // describeHook names a hook for the listing: the path of a command hook; for
-// a database hook its name and its DSN without the password.
+// a database hook its name, which shows its target but never the password.
 func describeHook(c hooks.HookConfig, h hooks.Hook) string {
 	if c.Type == hooks.TypeCommand {
 		return c.Path
 	}
-	return h.String() + " dsn=" + strconv.Quote(hooks.RedactDSN(c.Type, c.DSN))
+	return h.String()
 }
 
 // checkExecutable returns an error if path is not an executable regular file.

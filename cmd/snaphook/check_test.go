@@ -121,7 +121,7 @@ func TestCheckExampleConfig(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit code %d; stderr:\n%s", r.code, r.stderr)
 	}
-	for _, want := range []string{"tank/db     runs #1 #2\n", "tank/tmp/x  runs no hook\n"} {
+	for _, want := range []string{"tank/db       runs #1 #2\n", "tank/tmp/x    runs no hook\n", "all together  runs #1 #2\n"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("stdout lacks %q:\n%s", want, r.stdout)
 		}
@@ -145,8 +145,8 @@ func TestCheckDatabaseHooksHidePasswords(t *testing.T) {
 		t.Errorf("a DSN password leaked:\n%s\n%s", r.stdout, r.stderr)
 	}
 	for _, want := range []string{
-		`postgres checkpoint dsn="host=db user=backup password=xxxxx dbname=postgres"`,
-		`dsn="backup:xxxxx@tcp(db:3306)/"`,
+		`postgres checkpoint (backup@db:5432/postgres)`,
+		`MySQL FLUSH TABLES WITH READ LOCK (backup@db:3306)`,
 		"tank/pg  runs #1\n",
 	} {
 		if !strings.Contains(r.stdout, want) {

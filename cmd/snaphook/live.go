@@ -38,8 +38,9 @@ func terminalWidth(f *os.File) (int, bool) {
 
 // liveView keeps one status line at the bottom of a terminal, recomputed and
 // rewritten in place every interval until stop. Text written through
-// logWriter clears the line first and redraws it after, so log records and
-// the status line never mix on the screen even when they share it.
+// logWriter clears the line first and redraws it, recomputed, after, so log
+// records and the status line never mix on the screen even when they share
+// it, and the line never shows an older state than the records above it.
 type liveView struct {
 	term   *os.File
 	status func() string
@@ -90,12 +91,13 @@ func (v *liveView) refresh() {
 	if ok {
 		v.width = width
 	}
-	v.line = truncate(line, v.width-1) // a full-width line would wrap on some terminals
-	v.draw()
+	v.draw(line)
 }
 
-// draw writes the status line over the current one. mu must be held.
-func (v *liveView) draw() {
+// draw makes line, a sanitized status line, the one on the screen,
+// truncated to the width. mu must be held.
+func (v *liveView) draw(line string) {
+	v.line = truncate(line, v.width-1) // a full-width line would wrap on some terminals
 	_, _ = io.WriteString(v.term, carriageReturn+v.line+clearToEOL)
 	v.shown = true
 }
@@ -109,16 +111,21 @@ func (v *liveView) clear() {
 }
 
 // logWriter returns a writer to w that clears the status line before each
-// write and redraws it after. Each write should be whole lines, as those of
-// a slog handler are.
+// write and draws it after, recomputed: the record may tell of a step that
+// began or ended since the last refresh, and the line must not contradict
+// it until the next one. Each write should be whole lines, as those of a
+// slog handler are.
 func (v *liveView) logWriter(w io.Writer) io.Writer {
 	return writerFunc(func(p []byte) (int, error) {
+		// The status is computed without holding mu, as in refresh: no
+		// lock of the plan is ever taken under mu.
+		line := sanitize(v.status())
 		v.mu.Lock()
 		defer v.mu.Unlock()
 		v.clear()
 		n, err := w.Write(p)
 		if !v.stopped {
-			v.draw()
+			v.draw(line)
 		}
 		return n, err
 	})
@@ -139,23 +146,35 @@ type writerFunc func(p []byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
-// statusLine describes a running plan in one line: the running step as in
-// the report, or how many steps are done, then the snapshot. The snapshot
-// comes last, so that it is what a narrow terminal cuts off.
+// statusLine describes a running plan in one line: the step that runs now,
+// as in the report, then the snapshot. The snapshot comes last, so that it is
+// what a narrow terminal cuts off.
 //
 //	step 02/05 [Exec] [1.203s] ~ [Pre]  /etc/snaphook/hooks/template.sh  (tank/db@snaphook_20260101_120000_000)
+//
+// The step that runs now is the latest one in StepExec: steps run one after
+// the other, so an earlier step still in StepExec can only be one whose hook
+// never returned to the plan, and showing it would hide the progress of the
+// plan. Between two steps, when none is in StepExec, it is the step that
+// ended last; before the first, "0/N steps done".
 func statusLine(target string, rep hooks.PlanReport) string {
-	done := 0
+	show := -1
 	for i, st := range rep {
-		switch st.Status {
-		case hooks.StepExec:
-			return fmt.Sprintf("step %02d/%02d %s  (%s)", i+1, len(rep), st, target)
-		case hooks.StepPending:
-		default:
-			done++
+		if st.Status == hooks.StepExec {
+			show = i
 		}
 	}
-	return fmt.Sprintf("%d/%d steps done  (%s)", done, len(rep), target)
+	if show < 0 {
+		for i, st := range rep {
+			if st.Status != hooks.StepPending {
+				show = i
+			}
+		}
+	}
+	if show < 0 {
+		return fmt.Sprintf("0/%d steps done  (%s)", len(rep), target)
+	}
+	return fmt.Sprintf("step %02d/%02d %s  (%s)", show+1, len(rep), rep[show], target)
 }
 
 // truncate cuts s to at most n runes, marking a cut with "...".

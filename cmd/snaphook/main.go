@@ -8,6 +8,7 @@
 //
 //	snaphook run -c FILE --fs DATASET [flags] -- CMD [ARGS...]
 //	snaphook check -c FILE [--fs DATASET]...
+//	snaphook version
 //
 // Run "snaphook help" for the flags, the signals and the exit codes.
 package main
@@ -18,7 +19,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 )
 
 // The exit codes of snaphook. They are part of its interface: scripts branch
@@ -32,6 +35,9 @@ const (
 	// exitSnapshotFailed: the snapshot command did not run (a fatal pre hook
 	// error, an interruption) or failed.
 	exitSnapshotFailed = 2
+	// exitSkipped: a pre hook asked to skip the snapshot (skip_exit_code);
+	// that is not an error, but there is no snapshot.
+	exitSkipped = 3
 	// exitUsage: bad usage or a bad config; no hook and no command ran.
 	// The value is EX_USAGE of sysexits.h.
 	exitUsage = 64
@@ -43,6 +49,8 @@ const exitCodesHelp = `Exit status:
   1   a hook failed, but the snapshot was taken (CMD ran and succeeded)
   2   the snapshot was skipped or failed: a pre hook with err_is_fatal
       failed, snaphook was interrupted, or CMD failed
+  3   a pre hook asked to skip the snapshot (skip_exit_code): no error,
+      no snapshot
   64  bad usage or bad config; nothing ran
 `
 
@@ -54,10 +62,13 @@ Usage:
   snaphook run -c FILE --fs DATASET [flags] -- CMD [ARGS...]
   snaphook check -c FILE [--fs DATASET]...
   snaphook help [run | check]
+  snaphook version
 
 Commands:
   run     run the hooks of FILE that match DATASET around CMD
   check   validate FILE, list its hooks and which of them run for each DATASET
+  version print the version of snaphook and of Go it was built with
+          (also: snaphook --version)
 
 Run 'snaphook help run' or 'snaphook run --help' for the flags of a command.
 
@@ -72,6 +83,7 @@ type streams struct {
 }
 
 func main() {
+	survivePipeErrors()
 	os.Exit(snaphook(os.Args[1:], streams{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}))
 }
 
@@ -87,6 +99,8 @@ func snaphook(args []string, s streams) int {
 		return runCommand(rest, s)
 	case "check":
 		return checkCommand(rest, s)
+	case "version", "-version", "--version":
+		return versionCommand(rest, s)
 	case "help", "-h", "-help", "--help":
 		if len(rest) == 0 {
 			fmt.Fprint(s.Stdout, mainHelp)
@@ -106,6 +120,18 @@ func snaphook(args []string, s streams) int {
 		fmt.Fprintf(s.Stderr, "snaphook: unknown command %q (want run or check)\nRun 'snaphook help' for usage.\n", cmd)
 		return exitUsage
 	}
+}
+
+// survivePipeErrors keeps a broken stdout or stderr (a closed pipe, as in
+// "snaphook run ... 2>&1 | head") from killing snaphook. Without it, Go
+// ends a program that writes to a broken pipe on fd 1 or 2 with SIGPIPE,
+// and a run would stop in the middle of the plan, leaving frozen what a pre
+// edge froze. With SIGPIPE handled, such a write fails with EPIPE instead,
+// and every write to stdout and stderr ignores its error: the plan and its
+// post edges go on, and the exit status is the plan's. The signal is caught,
+// not ignored, so hooks and CMD start with the default action for SIGPIPE.
+func survivePipeErrors() {
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 }
 
 // parseFlags parses args with fset, which must have been created with

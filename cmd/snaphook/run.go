@@ -19,29 +19,41 @@ import (
 	"github.com/snaphooks/hooks"
 )
 
-const runHelp = `Usage: snaphook run -c FILE --fs DATASET [flags] -- CMD [ARGS...]
+const runHelp = `Usage: snaphook run -c FILE --fs DATASET [--fs DATASET]... [-r] [flags] -- CMD [ARGS...]
 
 Runs the hooks of FILE whose filesystems match DATASET around CMD, as a
 stack: the pre_snapshot edges in the order of FILE, then CMD, then the
-post_snapshot edges in reverse order. The post edge of a hook runs if its
+post_snapshot edges in reverse order. With several --fs, a hook that matches
+any of them runs once, around one CMD that snapshots them all (zfs snapshot
+a@S b@S is atomic within a pool); with -r, a hook runs when its filesystems
+match DATASET or any dataset below it (zfs snapshot -r). The post edge of a hook runs if its
 pre edge succeeded (with post_on_pre_error: if it ran at all), also when CMD
 fails, when a later pre edge fails fatally, and when snaphook is interrupted.
 
 CMD takes the snapshot. It runs without a shell, in a process group of its
 own, with stdin from /dev/null and the environment of snaphook plus, as for
-the hooks, ZREPL_FS=DATASET, ZREPL_SNAPNAME=NAME and ZREPL_DRYRUN ("true" or
-empty). So a typical CMD is
+the hooks, ZREPL_FS=DATASET (the first --fs), ZREPL_FS_LIST (every --fs, one
+per line), ZREPL_SNAPNAME=NAME and ZREPL_DRYRUN ("true" or empty). Each hook
+gets ZREPL_FS and ZREPL_FS_LIST of the datasets it matched. So a typical CMD is
   sh -c 'zfs snapshot "$ZREPL_FS@$ZREPL_SNAPNAME"'
 Its output is logged line by line, like a hook's.
 
 Logs go to stderr as logfmt. The report, one line per step, goes to stdout
-at the end. While snaphook runs with stdout on a terminal, a status line
+at the end, followed by the report of each failed step and the last lines
+of its output. While snaphook runs with stdout on a terminal, a status line
 shows the running step and how long it has been running.
+
+With --quiet, as for cron, snaphook prints nothing at all when all went
+well (exit status 0). Otherwise it prints what it would have printed
+without --quiet, at the end: the log on stderr (its last MiB), the report
+on stdout.
 
 Flags:
   -c, --config FILE    the hook list: YAML, as the "hooks:" of a zrepl job;
                        "-" reads it from stdin
-  --fs DATASET         the dataset to snapshot, e.g. tank/db (required)
+  --fs DATASET         the dataset to snapshot, e.g. tank/db (required); may
+                       be repeated for one snapshot of several datasets
+  -r, --recursive      each --fs stands for itself and every dataset below it
   --snapshot NAME      the snapshot name, without "DATASET@" (default: PREFIX
                        followed by the UTC time as 20060102_150405_000, the
                        format of zrepl)
@@ -54,6 +66,7 @@ Flags:
   --timeout DURATION   stop CMD after DURATION, e.g. 10m (default 0: never)
   --json               print the report as a JSON object instead of a table
   --log-level LEVEL    debug, info, warn or error (default info)
+  -q, --quiet          print nothing if all went well (see above)
   -h, --help           show this help
 
 Signals:
@@ -75,9 +88,10 @@ const snapshotTimeLayout = "20060102_150405_000"
 const refreshInterval = 200 * time.Millisecond
 
 type runOptions struct {
-	config, fs, snapshot, prefix, logLevel string
-	dryRun, dryRunCmd, json                bool
-	timeout                                time.Duration
+	config, snapshot, prefix, logLevel string
+	scope                              scopeFlags
+	dryRun, dryRunCmd, json, quiet     bool
+	timeout                            time.Duration
 }
 
 func runCommand(args []string, s streams) int {
@@ -85,7 +99,7 @@ func runCommand(args []string, s streams) int {
 	fset := flag.NewFlagSet("run", flag.ContinueOnError)
 	fset.StringVar(&o.config, "c", "", "")
 	fset.StringVar(&o.config, "config", "", "")
-	fset.StringVar(&o.fs, "fs", "", "")
+	o.scope.register(fset)
 	fset.StringVar(&o.snapshot, "snapshot", "", "")
 	fset.StringVar(&o.prefix, "prefix", "snaphook_", "")
 	fset.BoolVar(&o.dryRun, "dry-run", false, "")
@@ -93,6 +107,8 @@ func runCommand(args []string, s streams) int {
 	fset.DurationVar(&o.timeout, "timeout", 0, "")
 	fset.BoolVar(&o.json, "json", false, "")
 	fset.StringVar(&o.logLevel, "log-level", "info", "")
+	fset.BoolVar(&o.quiet, "q", false, "")
+	fset.BoolVar(&o.quiet, "quiet", false, "")
 	if code, done := parseFlags(fset, args, runHelp, s); done {
 		return code
 	}
@@ -101,8 +117,6 @@ func runCommand(args []string, s streams) int {
 	switch {
 	case o.config == "":
 		return usageError(s, "run", "missing -c FILE")
-	case o.fs == "":
-		return usageError(s, "run", "missing --fs DATASET")
 	case len(argv) == 0:
 		return usageError(s, "run", "missing the snapshot command: -- CMD [ARGS...]")
 	case o.dryRunCmd && !o.dryRun:
@@ -114,13 +128,11 @@ func runCommand(args []string, s streams) int {
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return usageError(s, "run", fmt.Sprintf("--log-level: %q is not one of debug, info, warn, error", o.logLevel))
 	}
-	fs, err := hooks.NewDatasetPath(o.fs)
+	scope, err := o.scope.scope()
 	if err != nil {
-		return usageError(s, "run", "--fs: "+err.Error())
+		return usageError(s, "run", err.Error())
 	}
-	if fs.Empty() {
-		return usageError(s, "run", "--fs: empty dataset name")
-	}
+	datasets := scopeNames(scope)
 	name := o.snapshot
 	if name == "" {
 		name = o.prefix + time.Now().UTC().Format(snapshotTimeLayout)
@@ -137,12 +149,8 @@ func runCommand(args []string, s streams) int {
 	if err != nil {
 		return usageError(s, "run", "CMD: "+err.Error())
 	}
-	fsHooks, err := list.CopyFilteredForFilesystem(fs)
-	if err != nil {
-		return usageError(s, "run", err.Error())
-	}
-
-	env := hooks.Env{hooks.EnvFS: fs.ToString(), hooks.EnvSnapshot: name}
+	env := hooks.Env{hooks.EnvSnapshot: name}
+	cbEnv := hooks.Env{hooks.EnvFS: datasets[0], hooks.EnvFSList: strings.Join(datasets, "\n"), hooks.EnvSnapshot: name}
 	display := commandLine(argv)
 	var cb hooks.HookJobCallback
 	if o.dryRun && !o.dryRunCmd {
@@ -156,22 +164,27 @@ func runCommand(args []string, s streams) int {
 		if o.dryRun {
 			cmdEnv[hooks.EnvDryRun] = "true"
 		}
-		for k, v := range env {
+		for k, v := range cbEnv {
 			cmdEnv[k] = v
 		}
 		cb = hooks.NewCommandCallback(display, cmdPath, argv[1:], cmdEnv, o.timeout)
 	}
-	plan, err := hooks.NewPlan(&fsHooks, hooks.PhaseSnapshot, hooks.NewCallbackHookForFilesystem(display, fs, cb), env)
+	plan, err := hooks.NewJobPlan(&list, hooks.PhaseSnapshot, hooks.NewCallbackHook(display, cb, nil), scope, env)
 	if err != nil {
 		return usageError(s, "run", err.Error())
 	}
+	target := snapshotTarget(scope, name)
 
 	// The live view, if stdout is a terminal. Log records go through it when
 	// stderr is a terminal too, so that they do not mix with the status line.
+	// With --quiet, there is no live view and the log is held back.
 	var logOut io.Writer = s.Stderr
 	var live *liveView
-	if width, ok := terminalWidth(s.Stdout); ok && os.Getenv("TERM") != "dumb" {
-		target := fs.ToString() + "@" + name
+	var heldLog *logTail
+	if o.quiet {
+		heldLog = newLogTail(quietLogLimit)
+		logOut = heldLog
+	} else if width, ok := terminalWidth(s.Stdout); ok && os.Getenv("TERM") != "dumb" {
 		live = startLiveView(s.Stdout, width, refreshInterval, func() string {
 			return statusLine(target, plan.Report())
 		})
@@ -185,8 +198,8 @@ func runCommand(args []string, s streams) int {
 	defer cancel(nil)
 	sig := watchSignals(ctx, log, cancel)
 
-	log.LogAttrs(ctx, slog.LevelInfo, "run hooks", slog.String("fs", fs.ToString()), slog.String("snapshot", name),
-		slog.Int("hooks", len(fsHooks)), slog.Bool("dry_run", o.dryRun), slog.String("cmd", commandLine(argv)))
+	log.LogAttrs(ctx, slog.LevelInfo, "run hooks", slog.String("fs", strings.Join(datasets, ",")), slog.Bool("recursive", scope.Recursive),
+		slog.String("snapshot", name), slog.Int("hooks", (len(plan.Report())-1)/2), slog.Bool("dry_run", o.dryRun), slog.String("cmd", commandLine(argv)))
 	plan.Run(hooks.WithLogger(ctx, log), o.dryRun)
 
 	signalName := sig.stop()
@@ -195,18 +208,27 @@ func runCommand(args []string, s streams) int {
 	}
 	rep := plan.Report()
 	code := exitCodeFor(rep)
-	summary := summarize(rep, code, fs.ToString()+"@"+name, !o.dryRun || o.dryRunCmd, signalName)
+	summary := summarize(rep, code, target, !o.dryRun || o.dryRunCmd, signalName)
 	log.LogAttrs(ctx, slog.LevelInfo, "done", slog.Int("exit_code", code), slog.String("result", summary))
 
+	if o.quiet {
+		if code == exitOK {
+			return code
+		}
+		heldLog.writeTo(s.Stderr)
+	}
 	if o.json {
 		out := runResult{
-			FS:            fs.ToString(),
+			FS:            datasets[0],
+			Datasets:      datasets,
+			Recursive:     scope.Recursive,
 			Snapshot:      name,
 			DryRun:        o.dryRun,
 			Command:       argv,
 			OK:            code == exitOK,
 			HadError:      rep.HadError(),
 			HadFatalError: rep.HadFatalError(),
+			Skipped:       rep.HadSkip(),
 			Signal:        signalName,
 			ExitCode:      code,
 			Result:        summary,
@@ -220,25 +242,81 @@ func runCommand(args []string, s streams) int {
 		fmt.Fprintf(s.Stdout, "%s\n", b)
 		return code
 	}
-	fmt.Fprintln(s.Stdout, sanitize(rep.String()))
+	writeTextReport(s.Stdout, rep, summary)
+	return code
+}
+
+// writeTextReport writes the report as a table, one line per step, then the
+// report of each failed step with the last lines of its output, if the hook
+// captured any (a command hook), then the summary:
+//
+//	01 [Err] [  14ms] ! [Pre]  /etc/snaphook/hooks/freeze-app.sh
+//	02 [SkippedDueToFatalErr] [   0s] ~ [Callback]  zfs snapshot tank/db@s
+//	03 [Ok] [   3ms] ~ [Post]  /etc/snaphook/hooks/freeze-app.sh
+//	01 command hook failed with "exit status 3": "ZREPL_DRYRUN='' ... /etc/snaphook/hooks/freeze-app.sh"
+//	   output, last 2 lines:
+//	   | connecting to /run/app/admin.sock
+//	   | cannot reach the admin socket
+//	snapshot skipped: tank/db@s: a pre hook with err_is_fatal failed
+func writeTextReport(w io.Writer, rep hooks.PlanReport, summary string) {
+	fmt.Fprintln(w, sanitize(rep.String()))
 	for i, st := range rep {
-		if st.Status == hooks.StepErr && st.Report != nil {
-			fmt.Fprintf(s.Stdout, "%02d %s\n", i+1, sanitize(st.Report.String()))
+		if st.Status != hooks.StepErr || st.Report == nil {
+			continue
+		}
+		fmt.Fprintf(w, "%02d %s\n", i+1, sanitize(st.Report.String()))
+		if cr, ok := st.Report.(*hooks.CommandHookReport); ok && cr != nil {
+			writeOutputTail(w, cr.CapturedStdoutStderrCombined)
 		}
 	}
-	fmt.Fprintln(s.Stdout, sanitize(summary))
-	return code
+	fmt.Fprintln(w, sanitize(summary))
+}
+
+// The bounds of the output of a failed hook in the text report: its last
+// outputTailLines lines, of its last outputTailBytes bytes.
+const (
+	outputTailLines = 10
+	outputTailBytes = 4 << 10
+)
+
+// writeOutputTail writes the last lines of a hook's output, indented and
+// each behind "| ", under a heading that says how many they are. It writes
+// nothing for an empty output. A line cut by the byte bound starts with
+// "...".
+func writeOutputTail(w io.Writer, out []byte) {
+	cut := len(out) > outputTailBytes
+	if cut {
+		out = out[len(out)-outputTailBytes:]
+	}
+	text := strings.TrimSuffix(string(out), "\n")
+	if strings.TrimSpace(text) == "" {
+		return
+	}
+	lines := strings.Split(text, "\n")
+	if len(lines) > outputTailLines {
+		lines, cut = lines[len(lines)-outputTailLines:], false
+	}
+	if cut {
+		lines[0] = "..." + lines[0]
+	}
+	fmt.Fprintf(w, "   output, last %s:\n", plural(len(lines), "line", "lines"))
+	for _, l := range lines {
+		fmt.Fprintf(w, "   | %s\n", sanitize(strings.TrimSuffix(l, "\r")))
+	}
 }
 
 // runResult is the JSON output of "snaphook run --json".
 type runResult struct {
-	FS            string           `json:"fs"`
+	FS            string           `json:"fs"` // the first dataset
+	Datasets      []string         `json:"datasets"`
+	Recursive     bool             `json:"recursive"`
 	Snapshot      string           `json:"snapshot"`
 	DryRun        bool             `json:"dry_run"`
 	Command       []string         `json:"command"`
 	OK            bool             `json:"ok"`
 	HadError      bool             `json:"had_error"`
 	HadFatalError bool             `json:"had_fatal_error"`
+	Skipped       bool             `json:"skipped"`          // a pre hook asked to skip the snapshot
 	Signal        string           `json:"signal,omitempty"` // the first signal received, if any
 	ExitCode      int              `json:"exit_code"`
 	Result        string           `json:"result"`
@@ -247,6 +325,9 @@ type runResult struct {
 
 // exitCodeFor maps a finished plan's report to the exit code of snaphook.
 func exitCodeFor(rep hooks.PlanReport) int {
+	if rep.HadSkip() && !rep.HadError() {
+		return exitSkipped
+	}
 	if cb, ok := rep.Callback(); ok && cb.Status != hooks.StepOk {
 		return exitSnapshotFailed
 	}
@@ -269,10 +350,12 @@ func summarize(rep hooks.PlanReport, code int, snapshot string, cmdRan bool, sig
 		return fmt.Sprintf("hook error: %s: the snapshot command succeeded, but a hook failed", snapshot)
 	case code == exitHookError:
 		return fmt.Sprintf("hook error (dry run): %s: a hook failed; the snapshot command was not run", snapshot)
-	case cb.Status == hooks.StepErr && cb.Report != nil:
-		return fmt.Sprintf("snapshot failed: %s: %s", snapshot, cb.Report.Error())
+	case code == exitSkipped:
+		return fmt.Sprintf("snapshot skipped: %s: %s asked to skip it", snapshot, skipper(rep))
 	case signal != "":
 		return fmt.Sprintf("snapshot skipped: %s: interrupted by %s", snapshot, signal)
+	case cb.Status == hooks.StepErr && cb.Report != nil:
+		return fmt.Sprintf("snapshot failed: %s: %s", snapshot, cb.Report.Error())
 	default:
 		return fmt.Sprintf("snapshot skipped: %s: a pre hook with err_is_fatal failed", snapshot)
 	}
@@ -388,4 +471,14 @@ func sanitize(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// skipper names the hook that asked to skip the snapshot.
+func skipper(rep hooks.PlanReport) string {
+	for _, st := range rep {
+		if st.Status == hooks.StepSkipRequested {
+			return fmt.Sprintf("pre hook %s", st.Hook)
+		}
+	}
+	return "a pre hook"
 }

@@ -156,6 +156,8 @@ func TestHelpExits0AndDocumentsExitCodes(t *testing.T) {
 // jsonResult is the part of the --json output the tests look at.
 type jsonResult struct {
 	FS            string   `json:"fs"`
+	Datasets      []string `json:"datasets"`
+	Skipped       bool     `json:"skipped"`
 	Snapshot      string   `json:"snapshot"`
 	DryRun        bool     `json:"dry_run"`
 	Command       []string `json:"command"`
@@ -465,7 +467,7 @@ exit 0`)
 		t.Errorf("the second signal was not logged:\n%s", log.String())
 	}
 	j := parseJSON(t, result{stdout: stdout.String()})
-	want := "Pre:Ok Pre:Err Callback:SkippedDueToFatalErr Post:SkippedDueToPreErr Post:Ok"
+	want := "Pre:Ok Pre:Err Callback:Err Post:SkippedDueToPreErr Post:Ok"
 	if got := strings.Join(j.statuses(), " "); got != want {
 		t.Errorf("steps %s, want %s", got, want)
 	}
@@ -481,4 +483,79 @@ exit 0`)
 		t.Fatal(err)
 	}
 	assertGroupGone(t, pgid)
+}
+
+// TestRunTextReportShowsTheOutputOfAFailedHook: why a hook failed is in the
+// report, not only in the log: the last lines of its output.
+func TestRunTextReportShowsTheOutputOfAFailedHook(t *testing.T) {
+	dir := t.TempDir()
+	// All on stderr: the order of lines on stdout and stderr, two pipes,
+	// is not kept in the captured output.
+	fail := script(t, dir, "fail", `
+exec 1>&2
+i=1
+while [ $i -le 12 ]; do echo "step $i of the checks"; i=$((i+1)); done
+echo "cannot reach the admin socket" >&2
+exit 3`)
+	quietFail := script(t, dir, "quiet-fail", "exit 4")
+	ok := script(t, dir, "ok", "echo all fine")
+	cfg := config(t, dir, "- {type: command, path: "+ok+"}\n- {type: command, path: "+quietFail+"}\n- {type: command, path: "+fail+"}\n")
+	r := run(t, "run", "-c", cfg, "--fs", "tank/db", "--snapshot", "s1", "--", "true")
+	if r.code != exitHookError {
+		t.Fatalf("exit code %d, want %d; stderr:\n%s", r.code, exitHookError, r.stderr)
+	}
+	want := `03 command hook failed with "exit status 3": "` // then the command line
+	i := strings.Index(r.stdout, want)
+	if i < 0 {
+		t.Fatalf("stdout lacks %q:\n%s", want, r.stdout)
+	}
+	tail := r.stdout[i:]
+	tail = tail[strings.IndexByte(tail, '\n')+1:]
+	wantTail := "   output, last 10 lines:\n" +
+		"   | step 4 of the checks\n" +
+		"   | step 5 of the checks\n" +
+		"   | step 6 of the checks\n" +
+		"   | step 7 of the checks\n" +
+		"   | step 8 of the checks\n" +
+		"   | step 9 of the checks\n" +
+		"   | step 10 of the checks\n" +
+		"   | step 11 of the checks\n" +
+		"   | step 12 of the checks\n" +
+		"   | cannot reach the admin socket\n" +
+		"hook error: tank/db@s1: "
+	if !strings.HasPrefix(tail, wantTail) {
+		t.Errorf("after the report of step 3, stdout has\n%s\nwant\n%s", tail, wantTail)
+	}
+	// A failed hook without output gets no heading; one that succeeded
+	// gets nothing at all.
+	if n := strings.Count(r.stdout, "output, last"); n != 1 {
+		t.Errorf("%d output headings, want 1:\n%s", n, r.stdout)
+	}
+	if strings.Contains(r.stdout, "all fine") {
+		t.Errorf("the output of a hook that succeeded is in the report:\n%s", r.stdout)
+	}
+}
+
+func TestWriteOutputTail(t *testing.T) {
+	long := strings.Repeat("x", outputTailBytes+100)
+	tests := []struct {
+		name, out, want string
+	}{
+		{"no_output_no_heading", "", ""},
+		{"blank_output_no_heading", "\n \n", ""},
+		{"one_line", "cannot reach the admin socket\n", "   output, last 1 line:\n   | cannot reach the admin socket\n"},
+		{"no_final_newline", "a\nb", "   output, last 2 lines:\n   | a\n   | b\n"},
+		{"crlf_and_control_characters", "a\r\n\x1b[31mred\x07\r\n", "   output, last 2 lines:\n   | a\n   | ?[31mred?\n"},
+		{"blank_lines_inside_kept", "a\n\nb\n", "   output, last 3 lines:\n   | a\n   | \n   | b\n"},
+		{"a_line_cut_by_the_byte_bound", long + "\nend\n", "   output, last 2 lines:\n   | ..." + strings.Repeat("x", outputTailBytes-5) + "\n   | end\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b strings.Builder
+			writeOutputTail(&b, []byte(tt.out))
+			if b.String() != tt.want {
+				t.Errorf("got\n%q\nwant\n%q", b.String(), tt.want)
+			}
+		})
+	}
 }

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+
+	"github.com/snaphooks/hooks"
+)
+
+// scopeFlags are the flags that say what a snapshot covers: --fs, which may
+// be repeated, and -r/--recursive.
+type scopeFlags struct {
+	fs        stringList
+	recursive bool
+}
+
+// register adds the flags to fset.
+func (f *scopeFlags) register(fset *flag.FlagSet) {
+	fset.Var(&f.fs, "fs", "")
+	fset.BoolVar(&f.recursive, "r", false, "")
+	fset.BoolVar(&f.recursive, "recursive", false, "")
+}
+
+// scope returns the scope the flags describe. It fails if no --fs was given
+// or one is not a valid dataset name; a dataset given twice counts once.
+func (f *scopeFlags) scope() (hooks.Scope, error) {
+	if len(f.fs) == 0 {
+		return hooks.Scope{}, errors.New("missing --fs DATASET")
+	}
+	var sc hooks.Scope
+	seen := map[string]bool{}
+	for _, name := range f.fs {
+		p, err := hooks.NewDatasetPath(name)
+		if err != nil {
+			return hooks.Scope{}, fmt.Errorf("--fs: %w", err)
+		}
+		if p.Empty() {
+			return hooks.Scope{}, errors.New("--fs: empty dataset name")
+		}
+		if !seen[p.ToString()] {
+			seen[p.ToString()] = true
+			sc.Datasets = append(sc.Datasets, p)
+		}
+	}
+	sc.Recursive = f.recursive
+	return sc, nil
+}
+
+// scopeNames returns the names of the datasets of sc.
+func scopeNames(sc hooks.Scope) []string {
+	names := make([]string, len(sc.Datasets))
+	for i, d := range sc.Datasets {
+		names[i] = d.ToString()
+	}
+	return names
+}
+
+// snapshotTarget names the snapshot of sc in messages: "tank/db@s",
+// "tank/db@s, tank/log@s", or "tank@s (recursive)".
+func snapshotTarget(sc hooks.Scope, name string) string {
+	names := scopeNames(sc)
+	for i := range names {
+		names[i] += "@" + name
+	}
+	t := strings.Join(names, ", ")
+	if sc.Recursive {
+		t += " (recursive)"
+	}
+	return t
+}
