@@ -8,6 +8,7 @@ package hooks
 //	BenchmarkCommandHookOverhead  a plan with one /bin/true command hook vs. two bare exec.Command runs
 //	BenchmarkPlanOrchestration    build and run a plan of 10 in-process hooks (21 steps)
 //	BenchmarkChattyHook           a hook writing 256 MiB of 80-byte lines vs. io.Copy to io.Discard
+//	BenchmarkLogfmtRecord         one record of a chatty hook's output, logfmt vs. slog.TextHandler
 //	BenchmarkReportPolling        Report from 4 goroutines while the plan runs; Run with and without pollers
 //
 // BenchmarkChattyPeakRSS is a helper mode of the test binary for
@@ -16,7 +17,6 @@ package hooks
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -31,8 +31,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/go-logfmt/logfmt"
 )
 
 // benchTimed returns how long f takes.
@@ -280,6 +278,29 @@ func BenchmarkChattyHook(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkLogfmtRecord handles one record as a chatty hook logs each line
+// of its output (time, level, message, the hook's hook, edge and fs
+// attributes, an 80-byte stdout line) with the logfmt handler writing to
+// io.Discard; the baseline is slog's own TextHandler on the same record.
+func BenchmarkLogfmtRecord(b *testing.B) {
+	line := strings.Repeat("x", benchChattyLine-1)
+	attrs := []slog.Attr{slog.String("hook", "/etc/hooks/chatty"), slog.String("edge", "Pre"), slog.String("fs", "tank/db")}
+	run := func(b *testing.B, h slog.Handler) {
+		h = h.WithAttrs(attrs)
+		ctx := context.Background()
+		b.ReportAllocs()
+		for b.Loop() {
+			r := slog.NewRecord(time.Now(), slog.LevelInfo, "hook output", 0)
+			r.AddAttrs(slog.String("stdout", line))
+			if err := h.Handle(ctx, r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("baseline", func(b *testing.B) { run(b, slog.NewTextHandler(io.Discard, nil)) })
+	b.Run("logfmt", func(b *testing.B) { run(b, NewLogfmtHandler(io.Discard, nil)) })
 }
 
 // benchRemoveChatty removes the chatty binary built by benchChattyPath.
@@ -599,99 +620,4 @@ func (h *benchCtxHook) Run(ctx context.Context, edge Edge, _ Phase, _ bool, _ En
 		return benchOKReport
 	}
 	return &CallbackHookReport{Name: "post", Err: h.post(ctx)}
-}
-
-// TestLogfmtTimeCacheMatchesFormat checks the per-second cache of the logfmt
-// handler's time formatting against time.Time.Format(time.RFC3339Nano).
-func TestLogfmtTimeCacheMatchesFormat(t *testing.T) {
-	t.Parallel()
-	var locs []*time.Location
-	locs = append(locs, time.UTC, time.Local, time.FixedZone("east", 5*3600+30*60), time.FixedZone("west", -7*3600), time.FixedZone("zero", 0))
-	if ny, err := time.LoadLocation("America/New_York"); err == nil {
-		locs = append(locs, ny)
-	}
-	base := []time.Time{
-		time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC),
-		time.Date(2026, 3, 8, 6, 59, 59, 999999999, time.UTC), // around a DST change in New York
-		time.Date(1969, 12, 31, 23, 59, 59, 500000000, time.UTC),
-		time.Date(0, 1, 1, 0, 0, 0, 1, time.UTC),
-		time.Date(9999, 12, 31, 23, 59, 59, 120000000, time.UTC),
-		time.Date(10000, 1, 1, 0, 0, 0, 100, time.UTC),
-		time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
-		time.Now(),
-	}
-	var c timeCache
-	for _, loc := range locs {
-		for _, b := range base {
-			for _, d := range []time.Duration{0, 1, 10, 100 * time.Microsecond, 999 * time.Millisecond, time.Second, 3601 * time.Second} {
-				tm := b.Add(d).In(loc)
-				if got, want := string(c.appendRFC3339Nano(nil, tm)), tm.Format(time.RFC3339Nano); got != want {
-					t.Fatalf("%v: got %q, want %q", tm, got, want)
-				}
-			}
-		}
-	}
-}
-
-// TestLogfmtHandlerEncodesAsGoLogfmt checks that the handler's allocation-free
-// way of handing keys and values to go-logfmt encodes them exactly as
-// passing the plain strings would.
-func TestLogfmtHandlerEncodesAsGoLogfmt(t *testing.T) {
-	t.Parallel()
-	values := []string{"", "null", "plain", "with space", `q"uote`, "back\\slash", "a=b", "tab\tnl\ncr\r", "\x00\x1f\x7f", "bad \xff utf8", "ünïcode ✓", "-", strings.Repeat("x", 300)}
-	keys := []string{"stdout", "k y", "k=y", "\"k", "ключ"}
-	for _, k := range keys {
-		for _, v := range values {
-			var got bytes.Buffer
-			log := slog.New(NewLogfmtHandler(&got, nil))
-			r := slog.NewRecord(time.Time{}, slog.LevelInfo, v, 0)
-			r.AddAttrs(slog.String(k, v))
-			if err := log.Handler().Handle(context.Background(), r); err != nil {
-				t.Fatal(err)
-			}
-			var want bytes.Buffer
-			enc := logfmt.NewEncoder(&want)
-			_ = enc.EncodeKeyval("level", "INFO")
-			_ = enc.EncodeKeyval("msg", v)
-			if err := enc.EncodeKeyval(k, v); err != nil {
-				t.Fatalf("reference encoding of %q=%q: %v", k, v, err)
-			}
-			want.WriteByte('\n')
-			if got.String() != want.String() {
-				t.Errorf("%q=%q:\n got  %q\n want %q", k, v, got.String(), want.String())
-			}
-		}
-	}
-}
-
-// TestLogfmtHandlerRecordTimes checks the time of records, which the handler
-// has go-logfmt encode once a second, against encoding every one.
-func TestLogfmtHandlerRecordTimes(t *testing.T) {
-	t.Parallel()
-	var got, want bytes.Buffer
-	h := NewLogfmtHandler(&got, nil)
-	enc := logfmt.NewEncoder(&want)
-	start := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
-	for _, loc := range []*time.Location{time.UTC, time.Local, time.FixedZone("x", -150*60)} {
-		for _, d := range []time.Duration{0, 1, 999999999, time.Second, time.Second + 10, 1500 * time.Millisecond, time.Hour, time.Hour + 1, -time.Hour} {
-			tm := start.Add(d).In(loc)
-			r := slog.NewRecord(tm, slog.LevelWarn, "m", 0)
-			if err := h.Handle(context.Background(), r); err != nil {
-				t.Fatal(err)
-			}
-			_ = enc.EncodeKeyvals("time", tm.Format(time.RFC3339Nano), "level", "WARN", "msg", "m")
-			_ = enc.EndRecord()
-		}
-	}
-	for _, tm := range []time.Time{time.Date(12026, 1, 1, 0, 0, 0, 5, time.UTC), time.Date(-5, 1, 1, 0, 0, 0, 0, time.UTC)} {
-		r := slog.NewRecord(tm, slog.LevelWarn, "m", 0)
-		if err := h.Handle(context.Background(), r); err != nil {
-			t.Fatal(err)
-		}
-		_ = enc.EncodeKeyvals("time", tm.Format(time.RFC3339Nano), "level", "WARN", "msg", "m")
-		_ = enc.EndRecord()
-	}
-	if got.String() != want.String() {
-		t.Errorf("got\n%s\nwant\n%s", got.String(), want.String())
-	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/snaphooks/hooks"
 )
@@ -282,4 +283,36 @@ func ExampleNewLogfmtHandler() {
 	log.Info("hook output", "hook", "/etc/snaphook/hooks/template.sh", "edge", hooks.Pre, "stdout", `say "cheese"`)
 	// Output:
 	// level=INFO msg="hook output" hook=/etc/snaphook/hooks/template.sh edge=Pre stdout="say \"cheese\""
+}
+
+// A report in logfmt, one line per step, for a log file or anything else that
+// reads logfmt. Here the snapshot fails, so its step carries the error; the
+// times are set to fixed values only to make the output reproducible.
+func ExamplePlanReport_WriteLogfmt() {
+	list := hooks.List{lockHook{name: "app"}}
+	fs, _ := hooks.NewDatasetPath("tank/db")
+	snapshot := hooks.NewCallbackHookForFilesystem("zfs snapshot", fs, func(ctx context.Context) error {
+		return errors.New("dataset is busy")
+	})
+	plan, err := hooks.NewPlan(&list, hooks.PhaseSnapshot, snapshot, hooks.Env{hooks.EnvFS: "tank/db"})
+	if err != nil {
+		panic(err)
+	}
+	plan.Run(context.Background(), false)
+
+	rep := plan.Report()
+	at := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
+	for i := range rep {
+		rep[i].Begin, rep[i].End = at, at.Add(3*time.Millisecond)
+		at = rep[i].End
+	}
+	if err := rep.WriteLogfmt(os.Stdout); err != nil {
+		panic(err)
+	}
+	// Output:
+	// app: took the lock on tank/db
+	// app: released the lock on tank/db
+	// step=1 edge=Pre status=Ok hook=app fatal=true begin=2026-11-25T08:00:00Z end=2026-11-25T08:00:00.003Z duration=3ms report=ok
+	// step=2 edge=Callback status=Err hook="zfs snapshot" fatal=false begin=2026-11-25T08:00:00.003Z end=2026-11-25T08:00:00.006Z duration=3ms report="zfs snapshot error: dataset is busy" error="zfs snapshot error: dataset is busy"
+	// step=3 edge=Post status=Ok hook=app fatal=false begin=2026-11-25T08:00:00.006Z end=2026-11-25T08:00:00.009Z duration=3ms report=ok
 }

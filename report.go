@@ -264,9 +264,11 @@ func (r PlanReport) MarshalJSON() ([]byte, error) {
 	return json.Marshal(out)
 }
 
-// WriteLogfmt writes the report to w as logfmt, one line per step with the
-// keys step, edge, status, hook, fatal, begin, end, duration, report and
-// error (the last four only when set).
+// WriteLogfmt writes the report to w as logfmt (encoded by go-logfmt), one
+// line per step with the keys step (numbered from 1), edge, status, hook,
+// fatal, begin and end (RFC 3339, when set), duration, report and error
+// (when set), valued as in MarshalJSON. It writes all lines with one Write
+// call; the error is that of the Write.
 func (r PlanReport) WriteLogfmt(w io.Writer) error {
 	var buf bytes.Buffer
 	enc := logfmt.NewEncoder(&buf)
