@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -115,9 +116,8 @@ func (h *logfmtHandler) Handle(_ context.Context, r slog.Record) error {
 	}
 	h.appendBuiltin(l, slog.Any(slog.LevelKey, r.Level))
 	if h.opts.AddSource && r.PC != 0 {
-		if s := r.Source(); s != nil {
-			h.appendBuiltin(l, slog.String(slog.SourceKey, s.File+":"+strconv.Itoa(s.Line)))
-		}
+		f, _ := runtime.CallersFrames([]uintptr{r.PC}).Next()
+		h.appendBuiltin(l, slog.String(slog.SourceKey, f.File+":"+strconv.Itoa(f.Line)))
 	}
 	h.appendBuiltin(l, slog.String(slog.MessageKey, r.Message))
 	l.buf.Write(h.attrs)

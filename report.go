@@ -266,9 +266,10 @@ func (r PlanReport) MarshalJSON() ([]byte, error) {
 
 // WriteLogfmt writes the report to w as logfmt (encoded by go-logfmt), one
 // line per step with the keys step (numbered from 1), edge, status, hook,
-// fatal, begin and end (RFC 3339, when set), duration, report and error
-// (when set), valued as in MarshalJSON. It writes all lines with one Write
-// call; the error is that of the Write.
+// fatal, begin and end (RFC 3339, when set), duration, datasets (joined by
+// ",", when set), report, error and output (when set), valued as in
+// MarshalJSON. It writes all lines with one Write call; the error is that of
+// the Write.
 func (r PlanReport) WriteLogfmt(w io.Writer) error {
 	var buf bytes.Buffer
 	enc := logfmt.NewEncoder(&buf)
@@ -282,11 +283,17 @@ func (r PlanReport) WriteLogfmt(w io.Writer) error {
 			kv = append(kv, "end", j.End.Format(time.RFC3339Nano))
 		}
 		kv = append(kv, "duration", j.Duration)
+		if len(j.Datasets) > 0 {
+			kv = append(kv, "datasets", strings.Join(j.Datasets, ","))
+		}
 		if j.Report != "" {
 			kv = append(kv, "report", j.Report)
 		}
 		if j.Error != "" {
 			kv = append(kv, "error", j.Error)
+		}
+		if j.Output != "" {
+			kv = append(kv, "output", j.Output)
 		}
 		if err := enc.EncodeKeyvals(kv...); err != nil {
 			return err

@@ -89,6 +89,9 @@ func TestJobPlanRunsEachMatchingHookOnce(t *testing.T) {
 	js, err := rep.MarshalJSON()
 	require.NoError(t, err)
 	assert.Contains(t, string(js), `"datasets":["tank/db","tank/log"]`)
+	var lf strings.Builder
+	require.NoError(t, rep.WriteLogfmt(&lf))
+	assert.Contains(t, lf.String(), "datasets=tank/db,tank/log")
 }
 
 func TestJobPlanRecursive(t *testing.T) {
