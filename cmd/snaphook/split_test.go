@@ -1,0 +1,798 @@
+package main
+
+// Tests of "snaphook pre" and "snaphook post": real processes, a real
+// detached holder, and a private MariaDB server (the lock under test is
+// global to a server, so these tests do not share the one of
+// scripts/test.sh with the library's tests, which run at the same time).
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// splitEnv is the private socket directory of a test's holds.
+type splitEnv struct {
+	dir string
+	env []string
+}
+
+func newSplitEnv(t *testing.T) *splitEnv {
+	t.Helper()
+	// Short: a socket path must fit in 108 bytes.
+	dir, err := os.MkdirTemp("", "sh-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return &splitEnv{dir: dir, env: []string{runDirEnv + "=" + dir}}
+}
+
+// heldOutput is the part of "snaphook pre --json" the tests look at.
+type heldOutput struct {
+	Held      bool   `json:"held"`
+	HolderPID int    `json:"holder_pid"`
+	Result    string `json:"result"`
+	PreError  bool   `json:"pre_error"`
+	Steps     []struct {
+		Edge   string `json:"edge"`
+		Status string `json:"status"`
+	} `json:"steps"`
+}
+
+// pre runs "snaphook pre --json" with args. If it leaves a holder, the
+// holder is killed when the test ends, and must be gone.
+func (e *splitEnv) pre(t *testing.T, extraEnv []string, args ...string) (result, heldOutput) {
+	t.Helper()
+	r := runSnaphook(t, invocation{args: append([]string{"pre", "--json"}, args...), env: append(append([]string{}, e.env...), extraEnv...)})
+	var h heldOutput
+	if r.code == 0 {
+		if err := json.Unmarshal([]byte(r.stdout), &h); err != nil || !h.Held || h.HolderPID <= 0 {
+			t.Fatalf("pre exited 0 without a hold (%v):\n%s\nstderr:\n%s", err, r.stdout, r.stderr)
+		}
+		pid := h.HolderPID
+		t.Cleanup(func() { killHolder(t, pid) })
+	}
+	return r, h
+}
+
+// post runs "snaphook post" with args.
+func (e *splitEnv) post(t *testing.T, extraEnv []string, args ...string) result {
+	t.Helper()
+	return runSnaphook(t, invocation{args: append([]string{"post"}, args...), env: append(append([]string{}, e.env...), extraEnv...)})
+}
+
+// holderAlive reports whether pid is a live (not zombie) snaphook holder.
+func holderAlive(pid int) bool {
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !bytes.Contains(cmdline, []byte(holderCommand)) {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	return i >= 0 && !strings.HasPrefix(strings.TrimSpace(string(stat[i+1:])), "Z")
+}
+
+// awaitHolderGone waits up to d for the holder pid to exit and fails the
+// test if it does not.
+func awaitHolderGone(t *testing.T, pid int, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for holderAlive(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("holder %d still runs after %s", pid, d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// killHolder kills the holder pid if it still runs and checks it is gone.
+func killHolder(t *testing.T, pid int) {
+	t.Helper()
+	if holderAlive(pid) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	awaitHolderGone(t, pid, 10*time.Second)
+}
+
+func TestSplitPrePostCommandHooks(t *testing.T) {
+	e := newSplitEnv(t)
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "trace")
+	hook := script(t, dir, "hook", `echo "$ZREPL_HOOKTYPE $ZREPL_FS $ZREPL_SNAPNAME" >> "$TRACE"; echo "said $ZREPL_HOOKTYPE"`)
+	cfg := config(t, dir, "- {type: command, path: "+hook+"}\n")
+	env := []string{"TRACE=" + trace}
+
+	r, held := e.pre(t, env, "-c", cfg, "--fs", "tank/db", "--snapshot", "s1")
+	if r.code != 0 {
+		t.Fatalf("pre: exit code %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stderr, `stdout="said pre_snapshot"`) {
+		t.Errorf("pre did not relay the holder's log:\n%s", r.stderr)
+	}
+	if got := readFile(t, trace); got != "pre_snapshot tank/db s1\n" {
+		t.Errorf("after pre, trace %q", got)
+	}
+	if !holderAlive(held.HolderPID) {
+		t.Fatalf("no holder %d after pre", held.HolderPID)
+	}
+	if sid := sessionOf(t, held.HolderPID); sid != held.HolderPID {
+		t.Errorf("holder %d is in session %d, not in one of its own", held.HolderPID, sid)
+	}
+
+	// A second pre for the same dataset fails clearly and leaves the hold.
+	r2, _ := e.pre(t, env, "-c", cfg, "--fs", "tank/db")
+	if r2.code != exitSnapshotFailed || !strings.Contains(r2.stderr, "tank/db is already held by another snaphook pre") {
+		t.Errorf("second pre: exit code %d, stderr:\n%s", r2.code, r2.stderr)
+	}
+
+	p := e.post(t, env, "--fs", "tank/db")
+	if p.code != 0 {
+		t.Fatalf("post: exit code %d\nstdout:\n%s\nstderr:\n%s", p.code, p.stdout, p.stderr)
+	}
+	if got := readFile(t, trace); got != "pre_snapshot tank/db s1\npost_snapshot tank/db s1\n" {
+		t.Errorf("after post, trace %q", got)
+	}
+	for _, want := range []string{"[Ok]", "[Callback]  hold until snaphook post (at most 1m0s)", "ok: tank/db@s1: the hooks succeeded"} {
+		if !strings.Contains(p.stdout, want) {
+			t.Errorf("post stdout lacks %q:\n%s", want, p.stdout)
+		}
+	}
+	if !strings.Contains(p.stderr, `stdout="said post_snapshot"`) {
+		t.Errorf("post did not relay the holder's log:\n%s", p.stderr)
+	}
+	awaitHolderGone(t, held.HolderPID, 10*time.Second)
+	if entries, _ := filepath.Glob(filepath.Join(e.dir, "*.sock")); len(entries) > 0 {
+		t.Errorf("sockets left behind: %v", entries)
+	}
+
+	// The hold is over: post again finds none; pre may hold again.
+	if p := e.post(t, env, "--fs", "tank/db"); p.code != exitSnapshotFailed || !strings.Contains(p.stderr, "no hold for tank/db") {
+		t.Errorf("second post: exit code %d, stderr:\n%s", p.code, p.stderr)
+	}
+	r3, held3 := e.pre(t, env, "-c", cfg, "--fs", "tank/db")
+	if r3.code != 0 {
+		t.Fatalf("pre after post: exit code %d\nstderr:\n%s", r3.code, r3.stderr)
+	}
+	if p := e.post(t, env, "--fs", "tank/db", "--json"); p.code != 0 {
+		t.Errorf("post --json: exit code %d\nstderr:\n%s", p.code, p.stderr)
+	} else {
+		j := parseJSON(t, p)
+		if !j.OK || j.ExitCode != 0 || strings.Join(j.statuses(), " ") != "Pre:Ok Callback:Ok Post:Ok" {
+			t.Errorf("post --json: %+v", j)
+		}
+	}
+	awaitHolderGone(t, held3.HolderPID, 10*time.Second)
+}
+
+func TestSplitPostWithoutPre(t *testing.T) {
+	e := newSplitEnv(t)
+	p := e.post(t, nil, "--fs", "tank/db")
+	if p.code != exitSnapshotFailed {
+		t.Errorf("exit code %d, want %d", p.code, exitSnapshotFailed)
+	}
+	if !strings.Contains(p.stderr, "snaphook post: no hold for tank/db: no holder is listening") || p.stdout != "" {
+		t.Errorf("stdout:\n%s\nstderr:\n%s", p.stdout, p.stderr)
+	}
+}
+
+func TestSplitFatalPreErrorHoldsNothing(t *testing.T) {
+	e := newSplitEnv(t)
+	dir := t.TempDir()
+	post := filepath.Join(dir, "post-ran")
+	first := script(t, dir, "first", `[ "$ZREPL_HOOKTYPE" = post_snapshot ] && touch "$POST"; exit 0`)
+	cfg := config(t, dir, "- {type: command, path: "+first+"}\n- {type: command, path: /bin/false, err_is_fatal: true}\n")
+	r, _ := e.pre(t, []string{"POST=" + post}, "-c", cfg, "--fs", "tank/db", "--snapshot", "s1")
+	if r.code != exitSnapshotFailed {
+		t.Fatalf("exit code %d, want 2\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	j := parseJSON(t, r)
+	if got := strings.Join(j.statuses(), " "); got != "Pre:Ok Pre:Err Callback:SkippedDueToFatalErr Post:SkippedDueToFatalErr Post:Ok" {
+		t.Errorf("steps %s", got)
+	}
+	if !exists(post) {
+		t.Errorf("the post edge of the earlier hook did not run")
+	}
+	if p := e.post(t, nil, "--fs", "tank/db"); p.code != exitSnapshotFailed || !strings.Contains(p.stderr, "no hold for tank/db") {
+		t.Errorf("post: exit code %d, stderr:\n%s", p.code, p.stderr)
+	}
+}
+
+func TestSplitTwoHoldsAtOnce(t *testing.T) {
+	e := newSplitEnv(t)
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "trace")
+	hook := script(t, dir, "hook", `echo "$ZREPL_HOOKTYPE $ZREPL_FS" >> "$TRACE"`)
+	cfg := config(t, dir, "- {type: command, path: "+hook+"}\n")
+	env := []string{"TRACE=" + trace}
+	ra, a := e.pre(t, env, "-c", cfg, "--fs", "tank/a")
+	rb, b := e.pre(t, env, "-c", cfg, "--fs", "tank/b")
+	if ra.code != 0 || rb.code != 0 {
+		t.Fatalf("pre: exit codes %d, %d\n%s\n%s", ra.code, rb.code, ra.stderr, rb.stderr)
+	}
+	if a.HolderPID == b.HolderPID || !holderAlive(a.HolderPID) || !holderAlive(b.HolderPID) {
+		t.Fatalf("holders %d and %d", a.HolderPID, b.HolderPID)
+	}
+	if p := e.post(t, env, "--fs", "tank/b"); p.code != 0 {
+		t.Fatalf("post b: exit code %d\n%s", p.code, p.stderr)
+	}
+	awaitHolderGone(t, b.HolderPID, 10*time.Second)
+	if !holderAlive(a.HolderPID) {
+		t.Fatalf("post for tank/b ended the hold of tank/a")
+	}
+	if p := e.post(t, env, "--fs", "tank/a"); p.code != 0 {
+		t.Fatalf("post a: exit code %d\n%s", p.code, p.stderr)
+	}
+	awaitHolderGone(t, a.HolderPID, 10*time.Second)
+	if got := readFile(t, trace); got != "pre_snapshot tank/a\npre_snapshot tank/b\npost_snapshot tank/b\npost_snapshot tank/a\n" {
+		t.Errorf("trace %q", got)
+	}
+}
+
+// TestSplitPreDetaches: a caller that waits for the end of pre's output, and
+// of a descriptor it let pre inherit, returns while the holder holds.
+func TestSplitPreDetaches(t *testing.T) {
+	e := newSplitEnv(t)
+	cfg := config(t, t.TempDir(), "- {type: command, path: /bin/true}\n")
+	inheritedR, inheritedW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inheritedR.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, "pre", "--json", "-c", cfg, "--fs", "tank/db")
+	cmd.Env = append(os.Environ(), e.env...)
+	cmd.ExtraFiles = []*os.File{inheritedW} // fd 3 of pre, without close-on-exec
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	inheritedW.Close()
+	var stdout bytes.Buffer
+	_, _ = stdout.ReadFrom(out) // EOF: no process holds pre's stdout any more
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("pre: %v\n%s", err, stdout.String())
+	}
+	var held heldOutput
+	if err := json.Unmarshal(stdout.Bytes(), &held); err != nil || !held.Held {
+		t.Fatalf("pre output (%v):\n%s", err, stdout.String())
+	}
+	t.Cleanup(func() { killHolder(t, held.HolderPID) })
+	var b [1]byte
+	if n, err := inheritedR.Read(b[:]); n != 0 || err == nil {
+		t.Errorf("the inherited pipe is still open in the holder (read %d, %v)", n, err)
+	}
+	if !holderAlive(held.HolderPID) {
+		t.Fatalf("the holder is gone")
+	}
+	// The holder's stdin is /dev/null; its stdout and stderr are its log.
+	for fd, want := range map[int]string{0: "/dev/null", 1: ".log", 2: ".log"} {
+		target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", held.HolderPID, fd))
+		if err != nil || !strings.HasSuffix(target, want) {
+			t.Errorf("holder fd %d is %q (%v), want …%s", fd, target, err, want)
+		}
+	}
+	if p := e.post(t, nil, "--fs", "tank/db"); p.code != 0 {
+		t.Errorf("post: exit code %d\n%s", p.code, p.stderr)
+	}
+}
+
+func TestSplitDeadManSwitchWithoutDatabase(t *testing.T) {
+	e := newSplitEnv(t)
+	dir := t.TempDir()
+	post := filepath.Join(dir, "post-ran")
+	hook := script(t, dir, "hook", `[ "$ZREPL_HOOKTYPE" = post_snapshot ] && touch "$POST"; exit 0`)
+	cfg := config(t, dir, "- {type: command, path: "+hook+"}\n")
+	r, held := e.pre(t, []string{"POST=" + post}, "-c", cfg, "--fs", "tank/db", "--snapshot", "s1", "--max-hold", "300ms")
+	if r.code != 0 {
+		t.Fatalf("pre: %d\n%s", r.code, r.stderr)
+	}
+	awaitHolderGone(t, held.HolderPID, 30*time.Second)
+	if !exists(post) {
+		t.Errorf("the post edge did not run when the hold expired")
+	}
+	log := readFile(t, filepath.Join(e.dir, "hold-"+holdKey([]string{"tank/db"}, false)+".log"))
+	if !strings.Contains(log, `level=ERROR msg="hold expired: no snaphook post came; unwinding"`) {
+		t.Errorf("the holder's log lacks the expiry:\n%s", log)
+	}
+	p := e.post(t, nil, "--fs", "tank/db")
+	if p.code != exitSnapshotFailed {
+		t.Errorf("post after expiry: exit code %d, want 2", p.code)
+	}
+	for _, want := range []string{"the hold ended before this post", "hold expired after 300ms: no snaphook post came", "hold expired: tank/db@s1"} {
+		if !strings.Contains(p.stdout+p.stderr, want) {
+			t.Errorf("post lacks %q:\nstdout:\n%s\nstderr:\n%s", want, p.stdout, p.stderr)
+		}
+	}
+	// The report is given once.
+	if p := e.post(t, nil, "--fs", "tank/db"); p.code != exitSnapshotFailed || !strings.Contains(p.stderr, "no hold for tank/db") {
+		t.Errorf("second post: exit code %d\n%s", p.code, p.stderr)
+	}
+}
+
+func TestSplitUsage(t *testing.T) {
+	e := newSplitEnv(t)
+	cfg := config(t, t.TempDir(), "- {type: command, path: /bin/true}\n")
+	tests := []struct {
+		name string
+		env  []string
+		args []string
+		want string
+	}{
+		{"pre_without_config", nil, []string{"pre", "--fs", "tank"}, "missing -c FILE"},
+		{"pre_without_datasets", nil, []string{"pre", "-c", cfg}, "missing --fs DATASET (and SANOID_TARGETS is not set)"},
+		{"pre_max_hold_zero", nil, []string{"pre", "-c", cfg, "--fs", "tank", "--max-hold", "0s"}, "--max-hold must be more than 0"},
+		{"pre_bad_dataset", nil, []string{"pre", "-c", cfg, "--fs", "tank@x"}, "--fs: invalid dataset path"},
+		{"pre_bad_sanoid_target", []string{"SANOID_TARGETS=tank/,x"}, []string{"pre", "-c", cfg}, "--fs: invalid dataset path"},
+		{"pre_several_datasets_need_job_scope", nil, []string{"pre", "-c", cfg, "--fs", "a", "--fs", "b"}, "needs the job scope of issue 12"},
+		{"pre_argument", nil, []string{"pre", "-c", cfg, "--fs", "a", "extra"}, `unexpected argument "extra"`},
+		{"post_without_datasets", nil, []string{"post"}, "missing --fs DATASET"},
+		{"relative_run_dir", []string{runDirEnv + "=relative"}, []string{"post", "--fs", "a"}, "is not an absolute path"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runSnaphook(t, invocation{args: tt.args, env: append(append([]string{}, e.env...), tt.env...)})
+			if r.code != exitUsage || !strings.Contains(r.stderr, tt.want) {
+				t.Errorf("exit code %d, stderr:\n%s\nwant %q", r.code, r.stderr, tt.want)
+			}
+		})
+	}
+}
+
+func TestSplitRunDirMustBePrivate(t *testing.T) {
+	base := t.TempDir()
+	open := filepath.Join(base, "open")
+	if err := os.Mkdir(open, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(base, "link")
+	if err := os.Symlink(t.TempDir(), link); err != nil {
+		t.Fatal(err)
+	}
+	for name, dir := range map[string]string{"open_to_others": open, "symlink": link} {
+		t.Run(name, func(t *testing.T) {
+			r := runSnaphook(t, invocation{args: []string{"post", "--fs", "a"}, env: []string{runDirEnv + "=" + dir}})
+			if r.code != exitUsage || !strings.Contains(r.stderr, "socket directory: ") {
+				t.Errorf("exit code %d, stderr:\n%s", r.code, r.stderr)
+			}
+		})
+	}
+	t.Run("xdg_runtime_dir_unset_for_a_user", func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			t.Skip("needs root to run as nobody")
+		}
+		cmd := exec.Command(binaryForNobody(t), "post", "--fs", "a")
+		cmd.Env = []string{"PATH=/usr/bin:/bin"}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, _ := cmd.CombinedOutput()
+		if cmd.ProcessState.ExitCode() != exitUsage || !strings.Contains(string(out), "XDG_RUNTIME_DIR is not set") {
+			t.Errorf("exit code %d, output:\n%s", cmd.ProcessState.ExitCode(), out)
+		}
+	})
+}
+
+// binaryForNobody returns a copy of the binary that user nobody may run.
+func binaryForNobody(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "sh-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(binary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "snaphook")
+	if err := os.WriteFile(p, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// sessionOf returns the session id of pid, from /proc.
+func sessionOf(t *testing.T, pid int) int {
+	t.Helper()
+	stat := readFile(t, fmt.Sprintf("/proc/%d/stat", pid))
+	fields := strings.Fields(stat[strings.LastIndexByte(stat, ')')+1:])
+	sid, err := strconv.Atoi(fields[3]) // state ppid pgrp session
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sid
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// ---------------------------------------------------------------------------
+// MariaDB.
+
+// splitServer is a private MariaDB server of one test.
+type splitServer struct {
+	dsn, user, password string  // a user with only RELOAD, over TCP
+	root                *sql.DB // root over the unix socket
+}
+
+// requireDBEnv returns the value of name, failing the test when it is unset
+// and SNAPHOOKS_REQUIRE_DB=1 (scripts/test.sh, CI), skipping it otherwise.
+func requireDBEnv(t *testing.T, name string) string {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		if os.Getenv("SNAPHOOKS_REQUIRE_DB") == "1" {
+			t.Fatalf("%s not set although SNAPHOOKS_REQUIRE_DB=1", name)
+		}
+		t.Skipf("%s not set; run scripts/test.sh", name)
+	}
+	return v
+}
+
+// startSplitServer starts a MariaDB server with its data in a temp dir, on a
+// free port of 127.0.0.1, with a RELOAD-only user and a probe table; it is
+// killed when the test ends.
+func startSplitServer(t *testing.T) *splitServer {
+	t.Helper()
+	mariadbd := requireDBEnv(t, "SNAPHOOKS_TEST_MARIADBD")
+	installDB := requireDBEnv(t, "SNAPHOOKS_TEST_MARIADB_INSTALL_DB")
+	dir := t.TempDir()
+	data, tmp := filepath.Join(dir, "data"), filepath.Join(dir, "tmp")
+	sock, errLog := filepath.Join(dir, "my.sock"), filepath.Join(dir, "server.log")
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	common := []string{
+		"--no-defaults", "--datadir=" + data, "--tmpdir=" + tmp,
+		"--innodb-buffer-pool-size=32M", "--innodb-log-file-size=16M", "--performance-schema=OFF",
+		"--skip-log-bin", "--skip-name-resolve",
+	}
+	if os.Geteuid() == 0 {
+		common = append(common, "--user=root")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, installDB, append(common, "--auth-root-authentication-method=normal", "--skip-test-db")...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", installDB, err, out)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	srv := exec.Command(mariadbd, append(common, "--socket="+sock, fmt.Sprintf("--port=%d", port),
+		"--bind-address=127.0.0.1", "--skip-networking=0", "--pid-file="+filepath.Join(dir, "my.pid"), "--log-error="+errLog)...)
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = srv.Wait(); close(exited) }()
+	var once sync.Once
+	t.Cleanup(func() {
+		once.Do(func() {
+			_ = srv.Process.Kill()
+			<-exited
+		})
+	})
+	root, err := sql.Open("mysql", "root@unix("+sock+")/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Close() })
+	for {
+		pctx, pcancel := context.WithTimeout(ctx, time.Second)
+		err := root.PingContext(pctx)
+		pcancel()
+		if err == nil {
+			break
+		}
+		select {
+		case <-exited:
+			log, _ := os.ReadFile(errLog)
+			t.Fatalf("mariadbd exited before it was ready: %v\n%s", err, log)
+		case <-ctx.Done():
+			t.Fatalf("mariadbd not ready: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	s := &splitServer{user: "snaphooks_split", password: "s3cret-split-hook", root: root}
+	for _, q := range []string{
+		fmt.Sprintf("CREATE USER '%s'@'127.0.0.1' IDENTIFIED BY '%s'", s.user, s.password),
+		fmt.Sprintf("GRANT RELOAD ON *.* TO '%s'@'127.0.0.1'", s.user),
+		"CREATE DATABASE probe",
+		"CREATE TABLE probe.t (id INT AUTO_INCREMENT PRIMARY KEY, note VARCHAR(100)) ENGINE=InnoDB",
+	} {
+		if _, err := root.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	s.dsn = fmt.Sprintf("%s:%s@tcp(127.0.0.1:%d)/", s.user, s.password, port)
+	return s
+}
+
+// tryInsert inserts a row, waiting at most a second for a lock.
+func (s *splitServer) tryInsert(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	conn, err := s.root.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "SET SESSION lock_wait_timeout = 1"); err != nil {
+		return err
+	}
+	_, err = conn.ExecContext(ctx, "INSERT INTO probe.t (note) VALUES ('probe')")
+	return err
+}
+
+// isLockWaitTimeout reports whether err is ER_LOCK_WAIT_TIMEOUT (1205).
+func isLockWaitTimeout(err error) bool {
+	var myErr *mysql.MySQLError
+	return errors.As(err, &myErr) && myErr.Number == 1205
+}
+
+// requireLocked fails unless an INSERT times out waiting for the lock.
+func (s *splitServer) requireLocked(t *testing.T, when string) {
+	t.Helper()
+	if err := s.tryInsert(context.Background()); !isLockWaitTimeout(err) {
+		t.Fatalf("%s: INSERT from another session: got %v, want a lock wait timeout (1205)", when, err)
+	}
+}
+
+// requireUnlocked waits until the hook user has no session left (the server
+// may take a moment to notice a killed client) and then inserts a row.
+func (s *splitServer) requireUnlocked(t *testing.T, when string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var n int
+		if err := s.root.QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = ?", s.user).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d sessions of %s remain", when, n, s.user)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := s.tryInsert(context.Background()); err != nil {
+		t.Fatalf("%s: INSERT: %v", when, err)
+	}
+}
+
+// lockConfig writes a config with a mysql-lock-tables hook for tank/db and a
+// command hook that writes a marker in its pre edge and removes it in its
+// post edge. The file is mode 0600: it holds a password.
+func (s *splitServer) lockConfig(t *testing.T, dir string) (cfg, marker string) {
+	t.Helper()
+	marker = filepath.Join(dir, "frozen")
+	hook := script(t, dir, "freeze", `case "$ZREPL_HOOKTYPE" in pre_snapshot) touch "`+marker+`";; post_snapshot) rm "`+marker+`";; esac`)
+	cfg = filepath.Join(dir, "hooks.yml")
+	yaml := fmt.Sprintf("- {type: command, path: %s}\n- {type: mysql-lock-tables, dsn: %q, filesystems: {\"tank/db\": true}, err_is_fatal: true}\n", hook, s.dsn)
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, marker
+}
+
+// requireNoPasswordInProcesses fails if any process's command line holds pw.
+func requireNoPasswordInProcesses(t *testing.T, pw string) {
+	t.Helper()
+	files, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err == nil && bytes.Contains(b, []byte(pw)) {
+			t.Errorf("%s shows the password: %q", f, bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
+		}
+	}
+}
+
+func TestSplitMariaDB(t *testing.T) {
+	srv := startSplitServer(t)
+
+	t.Run("lock_held_across_pre_and_post", func(t *testing.T) {
+		e := newSplitEnv(t)
+		cfg, marker := srv.lockConfig(t, t.TempDir())
+		r, held := e.pre(t, nil, "-c", cfg, "--fs", "tank/db", "--snapshot", "s1")
+		if r.code != 0 {
+			t.Fatalf("pre: exit code %d\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
+		if !exists(marker) {
+			t.Errorf("the command hook's pre edge did not run")
+		}
+		srv.requireLocked(t, "after pre")
+		requireNoPasswordInProcesses(t, srv.password)
+
+		// A writer without a short lock wait blocks until post.
+		inserted := make(chan error, 1)
+		go func() {
+			_, err := srv.root.Exec("INSERT INTO probe.t (note) VALUES ('blocked')")
+			inserted <- err
+		}()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			var n int
+			if err := srv.root.QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'INSERT INTO probe.t%blocked%' AND STATE LIKE 'Waiting%'").Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n == 1 {
+				break
+			}
+			select {
+			case err := <-inserted:
+				t.Fatalf("the INSERT was not blocked by the hold: %v", err)
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the INSERT never showed up waiting")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		p := e.post(t, nil, "--fs", "tank/db")
+		if p.code != 0 {
+			t.Fatalf("post: exit code %d\n%s\n%s", p.code, p.stdout, p.stderr)
+		}
+		if err := <-inserted; err != nil {
+			t.Errorf("the blocked INSERT after post: %v", err)
+		}
+		if exists(marker) {
+			t.Errorf("the command hook's post edge did not run")
+		}
+		for _, want := range []string{"[Ok]", "MySQL FLUSH TABLES WITH READ LOCK", "ok: tank/db@s1"} {
+			if !strings.Contains(p.stdout, want) {
+				t.Errorf("post report lacks %q:\n%s", want, p.stdout)
+			}
+		}
+		awaitHolderGone(t, held.HolderPID, 10*time.Second)
+		srv.requireUnlocked(t, "after post")
+		logs, _ := filepath.Glob(filepath.Join(e.dir, "*"))
+		for _, out := range append([]string{r.stdout, r.stderr, p.stdout, p.stderr}, logs...) {
+			if b, err := os.ReadFile(out); err == nil {
+				out = string(b)
+			}
+			if strings.Contains(out, srv.password) {
+				t.Errorf("the password shows up in output or logs:\n%s", out)
+			}
+		}
+	})
+
+	t.Run("released_by_the_dead_man_switch", func(t *testing.T) {
+		e := newSplitEnv(t)
+		cfg, marker := srv.lockConfig(t, t.TempDir())
+		r, held := e.pre(t, nil, "-c", cfg, "--fs", "tank/db", "--snapshot", "s1", "--max-hold", "2s")
+		if r.code != 0 {
+			t.Fatalf("pre: exit code %d\n%s", r.code, r.stderr)
+		}
+		srv.requireLocked(t, "after pre")
+		awaitHolderGone(t, held.HolderPID, time.Minute)
+		srv.requireUnlocked(t, "after the hold expired")
+		if exists(marker) {
+			t.Errorf("the command hook's post edge did not run on expiry")
+		}
+		p := e.post(t, nil, "--fs", "tank/db", "--json")
+		if p.code != exitSnapshotFailed {
+			t.Fatalf("post: exit code %d\n%s", p.code, p.stderr)
+		}
+		var j struct {
+			Expired  bool   `json:"expired"`
+			ExitCode int    `json:"exit_code"`
+			Result   string `json:"result"`
+		}
+		if err := json.Unmarshal([]byte(p.stdout), &j); err != nil || !j.Expired || j.ExitCode != 2 || !strings.HasPrefix(j.Result, "hold expired: tank/db@s1") {
+			t.Errorf("post --json (%v):\n%s", err, p.stdout)
+		}
+	})
+
+	t.Run("released_by_the_server_when_the_holder_is_killed", func(t *testing.T) {
+		e := newSplitEnv(t)
+		cfg, marker := srv.lockConfig(t, t.TempDir())
+		r, held := e.pre(t, nil, "-c", cfg, "--fs", "tank/db", "--max-hold", "10m")
+		if r.code != 0 {
+			t.Fatalf("pre: exit code %d\n%s", r.code, r.stderr)
+		}
+		srv.requireLocked(t, "after pre")
+		if err := syscall.Kill(held.HolderPID, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		awaitHolderGone(t, held.HolderPID, 10*time.Second)
+		srv.requireUnlocked(t, "after kill -9 of the holder")
+		// What the server cannot undo: the command hook's pre edge.
+		if !exists(marker) {
+			t.Errorf("the marker of the command hook is gone; a kill -9 runs no post edge")
+		}
+		p := e.post(t, nil, "--fs", "tank/db")
+		if p.code != exitSnapshotFailed || !strings.Contains(p.stderr, "no hold for tank/db") {
+			t.Errorf("post: exit code %d\n%s", p.code, p.stderr)
+		}
+		// The dead holder's lock is gone with it: a new pre may hold.
+		r2, _ := e.pre(t, nil, "-c", cfg, "--fs", "tank/db")
+		if r2.code != 0 {
+			t.Fatalf("pre after the kill: exit code %d\n%s", r2.code, r2.stderr)
+		}
+		if p := e.post(t, nil, "--fs", "tank/db"); p.code != 0 {
+			t.Errorf("post: exit code %d\n%s", p.code, p.stderr)
+		}
+		srv.requireUnlocked(t, "after post")
+	})
+
+	t.Run("peer_of_another_uid_refused", func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			t.Skip("needs root to run a client as nobody")
+		}
+		e := newSplitEnv(t)
+		cfg, _ := srv.lockConfig(t, t.TempDir())
+		r, held := e.pre(t, nil, "-c", cfg, "--fs", "tank/db")
+		if r.code != 0 {
+			t.Fatalf("pre: exit code %d\n%s", r.code, r.stderr)
+		}
+		sock := filepath.Join(e.dir, "hold-"+holdKey([]string{"tank/db"}, false)+".sock")
+		nobody := &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+
+		// snaphook post as nobody: the directory is not its own.
+		post := exec.Command(binaryForNobody(t), "post", "--fs", "tank/db")
+		post.Env = append([]string{"PATH=/usr/bin:/bin"}, e.env...)
+		post.SysProcAttr = nobody
+		out, _ := post.CombinedOutput()
+		if post.ProcessState.ExitCode() != exitUsage || !strings.Contains(string(out), "is owned by uid 0, not by uid 65534") {
+			t.Errorf("post as nobody: exit code %d\n%s", post.ProcessState.ExitCode(), out)
+		}
+
+		// A client of uid nobody that can pass the directory's permissions
+		// (CAP_DAC_OVERRIDE) reaches the socket, and the holder refuses it.
+		client := exec.Command("perl", "-MIO::Socket::UNIX", "-e",
+			`my $s = IO::Socket::UNIX->new(Peer => $ARGV[0]) or die "connect: $!\n"; print $s qq({"post":{"pid":$$}}\n); print while <$s>;`, sock)
+		client.SysProcAttr = &syscall.SysProcAttr{
+			Credential:  nobody.Credential,
+			AmbientCaps: []uintptr{1}, // CAP_DAC_OVERRIDE
+		}
+		out, err := client.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), `"error":"refused: peer uid 65534 is not the holder's uid 0"`) {
+			t.Errorf("client as nobody: %v\n%s", err, out)
+		}
+		srv.requireLocked(t, "after the refused client")
+		if !holderAlive(held.HolderPID) {
+			t.Fatal("the refused client ended the hold")
+		}
+		if p := e.post(t, nil, "--fs", "tank/db"); p.code != 0 || !strings.Contains(p.stdout, "ok: tank/db@") {
+			t.Errorf("post as root: exit code %d\n%s\n%s", p.code, p.stdout, p.stderr)
+		}
+		srv.requireUnlocked(t, "after post")
+	})
+}
