@@ -455,6 +455,7 @@ func readFile(t *testing.T, path string) string {
 type splitServer struct {
 	dsn, user, password string  // a user with only RELOAD, over TCP
 	root                *sql.DB // root over the unix socket
+	sock                string  // the unix socket
 }
 
 // requireDBEnv returns the value of name, failing the test when it is unset
@@ -538,7 +539,7 @@ func startSplitServer(t *testing.T) *splitServer {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	s := &splitServer{user: "snaphooks_split", password: "s3cret-split-hook", root: root}
+	s := &splitServer{user: "snaphooks_split", password: "s3cret-split-hook", root: root, sock: sock}
 	for _, q := range []string{
 		fmt.Sprintf("CREATE USER '%s'@'127.0.0.1' IDENTIFIED BY '%s'", s.user, s.password),
 		fmt.Sprintf("GRANT RELOAD ON *.* TO '%s'@'127.0.0.1'", s.user),
