@@ -488,7 +488,7 @@ func (h *holder) resultFor(rep hooks.PlanReport, signal string) holdResult {
 		}
 	}
 	fmt.Fprintln(&text, sanitize(summary))
-	j, err := json.MarshalIndent(holdResultJSON{
+	j, err := json.Marshal(holdResultJSON{
 		Datasets:      h.job.Datasets,
 		Recursive:     h.job.Recursive,
 		Snapshot:      h.job.Snapshot,
@@ -501,7 +501,7 @@ func (h *holder) resultFor(rep hooks.PlanReport, signal string) holdResult {
 		ExitCode:      code,
 		Result:        summary,
 		Steps:         rep,
-	}, "", "  ")
+	})
 	if err != nil { // unreachable: every field encodes
 		j = []byte(`{}`)
 	}

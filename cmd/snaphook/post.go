@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -74,11 +75,7 @@ func postCommand(args []string, s streams) int {
 	files := newHoldFiles(dir, datasets, target.recursive)
 	what := datasetList(datasets, target.recursive)
 	print := func(res *holdResult) int {
-		if jsonOut {
-			fmt.Fprintf(s.Stdout, "%s\n", res.JSON)
-		} else {
-			fmt.Fprint(s.Stdout, res.Text)
-		}
+		printResult(s, res, jsonOut)
 		return res.Code
 	}
 	// noHolder reports what became of a hold whose holder is gone.
@@ -127,6 +124,21 @@ func postCommand(args []string, s streams) int {
 			return print(msg.Done)
 		}
 	}
+}
+
+// printResult prints the final report of a hold to stdout: as JSON
+// (indented, as "snaphook run --json") or as text.
+func printResult(s streams, res *holdResult, jsonOut bool) {
+	if !jsonOut {
+		fmt.Fprint(s.Stdout, res.Text)
+		return
+	}
+	var b bytes.Buffer
+	if err := json.Indent(&b, res.JSON, "", "  "); err != nil {
+		b.Reset()
+		b.Write(res.JSON)
+	}
+	fmt.Fprintf(s.Stdout, "%s\n", b.Bytes())
 }
 
 // hooksDatasetPath checks a dataset name as --fs takes it and returns it in

@@ -314,11 +314,7 @@ func startHolder(job holdJob, jsonOut bool, s streams) int {
 		case msg.Done != nil:
 			// The plan ended before the callback: nothing is held.
 			_ = cmd.Wait()
-			if jsonOut {
-				fmt.Fprintf(s.Stdout, "%s\n", msg.Done.JSON)
-			} else {
-				fmt.Fprint(s.Stdout, msg.Done.Text)
-			}
+			printResult(s, msg.Done, jsonOut)
 			if msg.Done.Code == exitOK || msg.Done.Code == exitHookError {
 				return exitSnapshotFailed // cannot happen: the callback ran
 			}
