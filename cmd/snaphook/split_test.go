@@ -813,3 +813,193 @@ func TestSplitMariaDB(t *testing.T) {
 		srv.requireUnlocked(t, "after post")
 	})
 }
+
+// gatedHook writes a hook that, in its pre edge, creates dir/started and then
+// waits until a line is written to the FIFO dir/gate; every edge is traced.
+func gatedHook(t *testing.T, dir string) (hook, started, gate, trace string) {
+	t.Helper()
+	started, gate, trace = filepath.Join(dir, "started"), filepath.Join(dir, "gate"), filepath.Join(dir, "trace")
+	if err := syscall.Mkfifo(gate, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hook = script(t, dir, "gated", `echo "$ZREPL_HOOKTYPE" >> "`+trace+`"
+if [ "$ZREPL_HOOKTYPE" = pre_snapshot ]; then touch "`+started+`"; read line < "`+gate+`"; fi
+exit 0`)
+	return hook, started, gate, trace
+}
+
+// awaitFile waits for path to exist.
+func awaitFile(t *testing.T, path string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !exists(path) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not appear", path)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// openGate lets a gated hook's pre edge finish.
+func openGate(t *testing.T, gate string) {
+	t.Helper()
+	f, err := os.OpenFile(gate, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString("go\n"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// holderOf finds the pid of the holder of dataset from /proc.
+func holderOf(t *testing.T, dataset string) int {
+	t.Helper()
+	files, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		if len(args) >= 3 && args[1] == holderCommand && args[2] == dataset {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(f)))
+			return pid
+		}
+	}
+	t.Fatalf("no holder of %s", dataset)
+	return 0
+}
+
+// startPre starts "snaphook pre" without waiting for it.
+func (e *splitEnv) startPre(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"pre"}, args...)...)
+	cmd.Env = append(os.Environ(), e.env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd, &out
+}
+
+func TestSplitPostBeforeHeldIsRefused(t *testing.T) {
+	e := newSplitEnv(t)
+	dir := t.TempDir()
+	hook, started, gate, _ := gatedHook(t, dir)
+	cfg := config(t, dir, "- {type: command, path: "+hook+"}\n")
+	pre, out := e.startPre(t, "-c", cfg, "--fs", "tank/early")
+	awaitFile(t, started)
+	pid := holderOf(t, "tank/early")
+	t.Cleanup(func() { killHolder(t, pid) })
+	p := e.post(t, nil, "--fs", "tank/early")
+	if p.code != exitSnapshotFailed || !strings.Contains(p.stderr, "not held yet: the pre edges are still running") {
+		t.Errorf("post during the pre edges: exit code %d\n%s", p.code, p.stderr)
+	}
+	openGate(t, gate)
+	if err := pre.Wait(); err != nil {
+		t.Fatalf("pre: %v\n%s", err, out)
+	}
+	if p := e.post(t, nil, "--fs", "tank/early"); p.code != 0 {
+		t.Errorf("post after pre: exit code %d\n%s", p.code, p.stderr)
+	}
+	awaitHolderGone(t, pid, 10*time.Second)
+}
+
+// TestSplitPreKilledBeforeHeld: if pre dies before it could report the hold
+// (say, its caller gave up on it), the holder does not hold: it unwinds.
+func TestSplitPreKilledBeforeHeld(t *testing.T) {
+	e := newSplitEnv(t)
+	dir := t.TempDir()
+	hook, started, gate, trace := gatedHook(t, dir)
+	cfg := config(t, dir, "- {type: command, path: "+hook+"}\n")
+	pre, _ := e.startPre(t, "-c", cfg, "--fs", "tank/orphan", "--max-hold", "10m")
+	awaitFile(t, started)
+	pid := holderOf(t, "tank/orphan")
+	t.Cleanup(func() { killHolder(t, pid) })
+	if err := pre.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = pre.Wait()
+	openGate(t, gate)
+	awaitHolderGone(t, pid, time.Minute)
+	if got := readFile(t, trace); got != "pre_snapshot\npost_snapshot\n" {
+		t.Errorf("trace %q: the post edge did not run", got)
+	}
+	p := e.post(t, nil, "--fs", "tank/orphan")
+	if p.code != exitSnapshotFailed || !strings.Contains(p.stdout, "snaphook pre went away before it could report the hold") {
+		t.Errorf("post: exit code %d\nstdout:\n%s\nstderr:\n%s", p.code, p.stdout, p.stderr)
+	}
+}
+
+func TestSplitSignals(t *testing.T) {
+	t.Run("sigterm_to_the_holder_ends_the_hold", func(t *testing.T) {
+		e := newSplitEnv(t)
+		dir := t.TempDir()
+		trace := filepath.Join(dir, "trace")
+		hook := script(t, dir, "hook", `echo "$ZREPL_HOOKTYPE" >> "`+trace+`"`)
+		cfg := config(t, dir, "- {type: command, path: "+hook+"}\n")
+		r, held := e.pre(t, nil, "-c", cfg, "--fs", "tank/db", "--max-hold", "10m")
+		if r.code != 0 {
+			t.Fatalf("pre: %d\n%s", r.code, r.stderr)
+		}
+		if err := syscall.Kill(held.HolderPID, syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		awaitHolderGone(t, held.HolderPID, time.Minute)
+		if got := readFile(t, trace); got != "pre_snapshot\npost_snapshot\n" {
+			t.Errorf("trace %q", got)
+		}
+		p := e.post(t, nil, "--fs", "tank/db")
+		if p.code != exitSnapshotFailed || !strings.Contains(p.stdout, "hold ended before snaphook post: received SIGTERM") {
+			t.Errorf("post: exit code %d\n%s", p.code, p.stdout)
+		}
+	})
+	t.Run("sigint_to_pre_during_the_pre_edges_unwinds", func(t *testing.T) {
+		e := newSplitEnv(t)
+		dir := t.TempDir()
+		trace := filepath.Join(dir, "first-trace")
+		first := script(t, dir, "first", `echo "$ZREPL_HOOKTYPE" >> "`+trace+`"`)
+		hook, started, _, _ := gatedHook(t, dir)
+		cfg := config(t, dir, "- {type: command, path: "+first+"}\n- {type: command, path: "+hook+"}\n")
+		pre, out := e.startPre(t, "-c", cfg, "--fs", "tank/int")
+		awaitFile(t, started)
+		pid := holderOf(t, "tank/int")
+		t.Cleanup(func() { killHolder(t, pid) })
+		if err := pre.Process.Signal(syscall.SIGINT); err != nil {
+			t.Fatal(err)
+		}
+		err := pre.Wait()
+		if pre.ProcessState.ExitCode() != exitSnapshotFailed {
+			t.Fatalf("pre: %v, want exit 2\n%s", err, out)
+		}
+		if !strings.Contains(out.String(), "snapshot skipped: tank/int@") || !strings.Contains(out.String(), "interrupted by SIGINT") {
+			t.Errorf("pre output:\n%s", out)
+		}
+		awaitHolderGone(t, pid, time.Minute)
+		if got := readFile(t, trace); got != "pre_snapshot\npost_snapshot\n" {
+			t.Errorf("the first hook: trace %q", got)
+		}
+	})
+}
+
+func TestSplitNonFatalPreErrorStillHolds(t *testing.T) {
+	e := newSplitEnv(t)
+	cfg := config(t, t.TempDir(), "- {type: command, path: /bin/false}\n- {type: command, path: /bin/true}\n")
+	r, held := e.pre(t, nil, "-c", cfg, "--fs", "tank/db")
+	if r.code != 0 || !held.PreError || !strings.HasPrefix(held.Result, "held with a pre hook error (not fatal)") {
+		t.Fatalf("pre: exit code %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	p := e.post(t, nil, "--fs", "tank/db", "--json")
+	if p.code != exitHookError {
+		t.Fatalf("post: exit code %d, want 1\n%s", p.code, p.stderr)
+	}
+	j := parseJSON(t, p)
+	if got := strings.Join(j.statuses(), " "); got != "Pre:Err Pre:Ok Callback:Ok Post:Ok Post:SkippedDueToPreErr" {
+		t.Errorf("steps %s", got)
+	}
+	awaitHolderGone(t, held.HolderPID, 10*time.Second)
+}
