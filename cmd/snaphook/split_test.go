@@ -1003,3 +1003,22 @@ func TestSplitNonFatalPreErrorStillHolds(t *testing.T) {
 	}
 	awaitHolderGone(t, held.HolderPID, 10*time.Second)
 }
+
+func TestSplitHelp(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		cmd  string
+	}{
+		{[]string{"help", "pre"}, "pre"}, {[]string{"pre", "--help"}, "pre"},
+		{[]string{"help", "post"}, "post"}, {[]string{"post", "-h"}, "post"},
+	} {
+		t.Run(strings.Join(tt.args, "_"), func(t *testing.T) {
+			r := run(t, tt.args...)
+			for _, want := range []string{"Usage: snaphook " + tt.cmd + " ", "--fs DATASET", "Exit status:"} {
+				if r.code != 0 || !strings.Contains(r.stdout, want) {
+					t.Errorf("exit code %d, stdout lacks %q:\n%s", r.code, want, r.stdout)
+				}
+			}
+		})
+	}
+}
