@@ -218,38 +218,29 @@ func (h *holder) callback(ctx context.Context) error {
 		}
 	}
 	info := &holdInfo{PID: os.Getpid(), Hooks: hooksRun, PreError: preErr, Report: sanitize(rep.String()), Steps: steps}
-	if err := (msgWriter{h.ctrl}).send(message{Held: info}); err != nil {
-		return fmt.Errorf("snaphook pre went away before it could report the hold: %w", err)
-	}
-	ack := make(chan error, 1)
-	go func() {
-		msg, err := h.ctrlR.next()
-		if err == nil && !msg.Ack {
-			err = errors.New("unexpected message")
-		}
-		ack <- err
-	}()
-	var err error
-	select {
-	case err = <-ack:
-	case <-ctx.Done():
-		h.mu.Lock()
-		h.sink = nil
-		h.pre = nil
-		h.mu.Unlock()
-		h.ctrl.Close()
-		<-ack
-		return context.Cause(ctx)
+	// From here on a post may claim the hold: pre returns once it has sent
+	// its ack, and its caller may run post before this process has read it.
+	h.mu.Lock()
+	h.state = stateHolding
+	h.mu.Unlock()
+	err := msgWriter{h.ctrl}.send(message{Held: info})
+	if err == nil {
+		err = h.awaitAck(ctx)
 	}
 	h.mu.Lock()
-	h.sink = nil
+	if h.post == nil {
+		h.sink = nil // else it is the post's by now
+	}
 	h.pre = nil
-	if err == nil {
-		h.state = stateHolding
+	if err != nil && h.state == stateHolding {
+		h.state = stateUnwinding
 	}
 	h.mu.Unlock()
 	h.ctrl.Close()
-	if err != nil {
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("hold ended before snaphook post: %w", context.Cause(ctx))
+	case err != nil:
 		return fmt.Errorf("snaphook pre went away before it could report the hold: %w", err)
 	}
 	h.log.LogAttrs(ctx, slog.LevelInfo, "hold: held; waiting for snaphook post", slog.Duration("max_hold", h.maxHold))
@@ -271,6 +262,27 @@ func (h *holder) callback(ctx context.Context) error {
 		h.state = stateUnwinding
 		h.mu.Unlock()
 		return fmt.Errorf("hold ended before snaphook post: %w", context.Cause(ctx))
+	}
+}
+
+// awaitAck waits for pre's acknowledgement of "held". It fails if pre is
+// gone (the socket pair closed) or ctx is done.
+func (h *holder) awaitAck(ctx context.Context) error {
+	ack := make(chan error, 1)
+	go func() {
+		msg, err := h.ctrlR.next()
+		if err == nil && !msg.Ack {
+			err = errors.New("unexpected message")
+		}
+		ack <- err
+	}()
+	select {
+	case err := <-ack:
+		return err
+	case <-ctx.Done():
+		h.ctrl.Close() // ends the read
+		<-ack
+		return context.Cause(ctx)
 	}
 }
 

@@ -1022,3 +1022,102 @@ func TestSplitHelp(t *testing.T) {
 		})
 	}
 }
+
+// withoutEnv returns the test's environment without the variables named.
+func withoutEnv(names ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		drop := false
+		for _, n := range names {
+			drop = drop || k == n
+		}
+		if !drop {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// TestSplitDefaultRunDirs holds in the directories of the documented
+// defaults: /run/snaphook for root, $XDG_RUNTIME_DIR/snaphook for a user.
+func TestSplitDefaultRunDirs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: /run/snaphook, and running as nobody")
+	}
+	cfg := config(t, t.TempDir(), "- {type: command, path: /bin/true}\n")
+	dataset := fmt.Sprintf("snaphook-test/%d-%d", os.Getpid(), time.Now().UnixNano())
+
+	t.Run("root_uses_/run/snaphook", func(t *testing.T) {
+		files := newHoldFiles("/run/snaphook", []string{dataset}, false)
+		t.Cleanup(func() {
+			for _, f := range []string{files.Sock, files.Lock, files.Log, files.Result} {
+				os.Remove(f)
+			}
+		})
+		env := withoutEnv(runDirEnv)
+		cmd := exec.Command(binary, "pre", "--json", "-c", cfg, "--fs", dataset, "--max-hold", "10m")
+		cmd.Env = env
+		out, err := cmd.Output()
+		var held heldOutput
+		if err != nil || json.Unmarshal(out, &held) != nil || !held.Held {
+			t.Fatalf("pre: %v\n%s", err, out)
+		}
+		t.Cleanup(func() { killHolder(t, held.HolderPID) })
+		fi, err := os.Lstat("/run/snaphook")
+		if err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+			t.Errorf("/run/snaphook: %v, %v", fi.Mode(), err)
+		}
+		if fi, err := os.Lstat(files.Sock); err != nil || fi.Mode()&os.ModeSocket == 0 {
+			t.Errorf("no socket %s: %v", files.Sock, err)
+		}
+		post := exec.Command(binary, "post", "--fs", dataset)
+		post.Env = env
+		if out, err := post.CombinedOutput(); err != nil {
+			t.Errorf("post: %v\n%s", err, out)
+		}
+		awaitHolderGone(t, held.HolderPID, 10*time.Second)
+	})
+
+	t.Run("user_uses_XDG_RUNTIME_DIR", func(t *testing.T) {
+		xdg, err := os.MkdirTemp("", "sh-xdg-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(xdg) })
+		if err := os.Chown(xdg, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		exe := binaryForNobody(t)
+		nobody := &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		env := append(withoutEnv(runDirEnv, "XDG_RUNTIME_DIR"), "XDG_RUNTIME_DIR="+xdg)
+		// The config comes on stdin: nobody may not read the test's temp dir.
+		cmd := exec.Command(exe, "pre", "--json", "-c", "-", "--fs", dataset, "--max-hold", "10m")
+		cmd.Env, cmd.SysProcAttr, cmd.Dir = env, nobody, "/"
+		cmd.Stdin = strings.NewReader("- {type: command, path: /bin/true}\n")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		var held heldOutput
+		if err != nil || json.Unmarshal(out, &held) != nil || !held.Held {
+			t.Fatalf("pre as nobody: %v\n%s\n%s", err, out, stderr.String())
+		}
+		t.Cleanup(func() { killHolder(t, held.HolderPID) })
+		sock := newHoldFiles(filepath.Join(xdg, "snaphook"), []string{dataset}, false).Sock
+		if fi, err := os.Lstat(sock); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 65534 {
+			t.Errorf("socket %s: %v", sock, err)
+		}
+		// root may enter the directory, but the holder serves only nobody.
+		root := exec.Command(binary, "post", "--fs", dataset)
+		root.Env = append(withoutEnv(runDirEnv), runDirEnv+"="+filepath.Join(xdg, "snaphook"))
+		if out, _ := root.CombinedOutput(); root.ProcessState.ExitCode() != exitUsage || !strings.Contains(string(out), "is owned by uid 65534, not by uid 0") {
+			t.Errorf("post as root: exit code %d\n%s", root.ProcessState.ExitCode(), out)
+		}
+		post := exec.Command(exe, "post", "--fs", dataset)
+		post.Env, post.SysProcAttr, post.Dir = env, nobody, "/"
+		if out, err := post.CombinedOutput(); err != nil {
+			t.Errorf("post as nobody: %v\n%s", err, out)
+		}
+		awaitHolderGone(t, held.HolderPID, 10*time.Second)
+	})
+}
