@@ -191,62 +191,35 @@ func startHolder(job holdJob, jsonOut bool, s streams) int {
 		fmt.Fprintf(s.Stderr, "snaphook pre: "+format+"\n", a...)
 		return exitSnapshotFailed
 	}
-	lockF, err := os.OpenFile(job.Files.Lock, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	lockF, sockF, err := prepareHold(job.Files)
+	if errors.Is(err, errAlreadyHeld) {
+		return fail("%s is already held by another snaphook pre (socket %s): run snaphook post for it first, or wait for its --max-hold", target, job.Files.Sock)
+	}
 	if err != nil {
-		return fail("open the lock file: %v", err)
+		return fail("%v", err)
 	}
-	defer lockF.Close()
-	if err := checkPrivate(job.Files.Lock, false); err != nil {
-		return fail("lock file: %v", err)
-	}
-	if err := syscall.Flock(int(lockF.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return fail("%s is already held by another snaphook pre (socket %s): run snaphook post for it first, or wait for its --max-hold", target, job.Files.Sock)
-		}
-		return fail("lock %s: %v", job.Files.Lock, err)
-	}
-	// Under the lock, whatever an earlier hold left behind is stale.
-	for _, f := range []string{job.Files.Sock, job.Files.Result} {
-		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fail("remove the stale %s: %v", f, err)
-		}
-	}
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: job.Files.Sock, Net: "unix"})
-	if err != nil {
-		return fail("listen: %v", err)
-	}
-	ln.SetUnlinkOnClose(false) // the holder removes it
-	if err := os.Chmod(job.Files.Sock, 0o600); err != nil {
-		ln.Close()
-		_ = os.Remove(job.Files.Sock)
-		return fail("chmod the socket: %v", err)
-	}
-	sockF, err := ln.File()
-	ln.Close()
-	if err != nil {
-		_ = os.Remove(job.Files.Sock)
-		return fail("listening socket: %v", err)
-	}
+	defer lockF.Close() // the holder has its own copy, and keeps the lock
 	defer sockF.Close()
+	started := false
+	defer func() {
+		if !started {
+			_ = os.Remove(job.Files.Sock)
+		}
+	}()
 	pair, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
-		_ = os.Remove(job.Files.Sock)
 		return fail("socketpair: %v", err)
 	}
 	ours, theirs := os.NewFile(uintptr(pair[0]), "control"), os.NewFile(uintptr(pair[1]), "control")
+	defer ours.Close()
 	defer theirs.Close()
 	logF, err := os.OpenFile(job.Files.Log, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
 	if err != nil {
-		ours.Close()
-		_ = os.Remove(job.Files.Sock)
 		return fail("open the holder's log: %v", err)
 	}
 	defer logF.Close()
-
 	exe, err := os.Executable()
 	if err != nil {
-		ours.Close()
-		_ = os.Remove(job.Files.Sock)
 		return fail("find my own executable: %v", err)
 	}
 	// The holder must not keep open what the caller handed us: a tool that
@@ -257,16 +230,12 @@ func startHolder(job holdJob, jsonOut bool, s streams) int {
 	cmd.ExtraFiles = []*os.File{theirs, sockF, lockF}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		ours.Close()
-		_ = os.Remove(job.Files.Sock)
 		return fail("start the holder: %v", err)
 	}
+	started = true // the holder removes the socket
 	theirs.Close()
-	sockF.Close()
-	lockF.Close() // the holder keeps the lock
 
 	ctrl, err := net.FileConn(ours)
-	ours.Close()
 	if err != nil {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
@@ -343,6 +312,56 @@ func startHolder(job holdJob, jsonOut bool, s streams) int {
 			return exitOK
 		}
 	}
+}
+
+// errAlreadyHeld: another holder has the lock of the datasets.
+var errAlreadyHeld = errors.New("already held")
+
+// prepareHold takes the lock of a hold (flock, without waiting: it fails
+// with errAlreadyHeld if another holder has it), removes what an earlier
+// hold left, and listens on the hold's socket (mode 0600). The holder
+// inherits both files.
+func prepareHold(files holdFiles) (lockF, sockF *os.File, err error) {
+	lockF, err = os.OpenFile(files.Lock, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open the lock file: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			lockF.Close()
+		}
+	}()
+	if err := checkPrivate(files.Lock, false); err != nil {
+		return nil, nil, fmt.Errorf("lock file: %w", err)
+	}
+	if err := syscall.Flock(int(lockF.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, nil, errAlreadyHeld
+		}
+		return nil, nil, fmt.Errorf("lock %s: %w", files.Lock, err)
+	}
+	// Under the lock, whatever an earlier hold left behind is stale.
+	for _, f := range []string{files.Sock, files.Result} {
+		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, nil, fmt.Errorf("remove the stale %s: %w", f, err)
+		}
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: files.Sock, Net: "unix"})
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen: %w", err)
+	}
+	ln.SetUnlinkOnClose(false) // the holder removes it
+	defer ln.Close()           // the holder listens on its copy
+	if err := os.Chmod(files.Sock, 0o600); err != nil {
+		_ = os.Remove(files.Sock)
+		return nil, nil, fmt.Errorf("chmod the socket: %w", err)
+	}
+	sockF, err = ln.File()
+	if err != nil {
+		_ = os.Remove(files.Sock)
+		return nil, nil, fmt.Errorf("listening socket: %w", err)
+	}
+	return lockF, sockF, nil
 }
 
 // closeOnExecAll marks every descriptor above stderr close-on-exec, so that
