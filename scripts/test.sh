@@ -519,7 +519,7 @@ fi
 # Summary. Top-level results are unindented "--- PASS/FAIL/SKIP: Name" lines.
 
 count() { grep -cE "$1" "$TEST_LOG" || true; }
-readonly DB_TESTS='(TestPostgres|TestMySQL|TestMariaDB|TestDB)'
+readonly DB_TESTS='(TestPostgres|TestMySQL|TestMariaDB|TestDB|TestSplitMariaDB|TestSanoid)'
 passed=$(count '^--- PASS: ')
 failed=$(count '^--- FAIL: ')
 skipped=$(count '^--- SKIP: ')

@@ -16,8 +16,17 @@ const stdinName = "<stdin>"
 // it prints every problem on a line of its own to stderr, prefixed with the
 // file name ("hooks.yml: hook #2 (line 7): path: ..."), and returns false.
 func loadHooks(path string, s streams) (hooks.HookList, hooks.List, bool) {
-	name := path
-	var data []byte
+	name, data, ok := readHooks(path, s)
+	if !ok {
+		return nil, nil, false
+	}
+	return parseHooks(name, data, s)
+}
+
+// readHooks reads the hook list at path, or stdin if path is "-", and returns
+// the name to show for it. On error it prints it and returns false.
+func readHooks(path string, s streams) (name string, data []byte, ok bool) {
+	name = path
 	var err error
 	if path == "-" {
 		name = stdinName
@@ -27,8 +36,14 @@ func loadHooks(path string, s streams) (hooks.HookList, hooks.List, bool) {
 	}
 	if err != nil {
 		fmt.Fprintf(s.Stderr, "%s: %v\n", name, err)
-		return nil, nil, false
+		return name, nil, false
 	}
+	return name, data, true
+}
+
+// parseHooks parses and builds the hook list data read from name, printing
+// every problem as loadHooks does.
+func parseHooks(name string, data []byte, s streams) (hooks.HookList, hooks.List, bool) {
 	cfg, err := hooks.ParseHookList(data)
 	if err != nil {
 		for _, e := range splitErrors(err) {

@@ -61,14 +61,25 @@ mysql-lock-tables hooks) and get zrepl's environment variables.
 Usage:
   snaphook run -c FILE --fs DATASET [flags] -- CMD [ARGS...]
   snaphook check -c FILE [--fs DATASET]...
+<<<<<<< HEAD
   snaphook help [run | check]
   snaphook version
+=======
+  snaphook pre -c FILE [--fs DATASET]... [--max-hold DURATION]
+  snaphook post [--fs DATASET]...
+  snaphook help [run | check | pre | post]
+>>>>>>> split
 
 Commands:
   run     run the hooks of FILE that match DATASET around CMD
   check   validate FILE, list its hooks and which of them run for each DATASET
+<<<<<<< HEAD
   version print the version of snaphook and of Go it was built with
           (also: snaphook --version)
+=======
+  pre     run the pre edges and leave a holder that keeps the hooks' locks
+  post    have that holder run the post edges (for sanoid, zfs-autobackup)
+>>>>>>> split
 
 Run 'snaphook help run' or 'snaphook run --help' for the flags of a command.
 
@@ -101,6 +112,12 @@ func snaphook(args []string, s streams) int {
 		return checkCommand(rest, s)
 	case "version", "-version", "--version":
 		return versionCommand(rest, s)
+	case "pre":
+		return preCommand(rest, s)
+	case "post":
+		return postCommand(rest, s)
+	case holderCommand:
+		return runHolder(s)
 	case "help", "-h", "-help", "--help":
 		if len(rest) == 0 {
 			fmt.Fprint(s.Stdout, mainHelp)
@@ -112,6 +129,12 @@ func snaphook(args []string, s streams) int {
 			return exitOK
 		case "check":
 			fmt.Fprint(s.Stdout, checkHelp)
+			return exitOK
+		case "pre":
+			fmt.Fprint(s.Stdout, preHelp)
+			return exitOK
+		case "post":
+			fmt.Fprint(s.Stdout, postHelp)
 			return exitOK
 		}
 		fmt.Fprintf(s.Stderr, "snaphook help: unknown command %q (want run or check)\n", rest[0])
