@@ -212,30 +212,8 @@ func (h *MariaDBBackupStage) lock(ctx context.Context, log *slog.Logger, dryRun 
 }
 
 func (h *MariaDBBackupStage) post(parent context.Context, log *slog.Logger, state map[interface{}]interface{}) *MariaDBBackupStageReport {
-	rep := &MariaDBBackupStageReport{What: mariadbBackupEnd}
-	st, ok := state[mariadbStateKey{}].(*mysqlLockState)
-	if !ok || st == nil {
-		rep.Err = errors.New("no connection from the pre edge: it failed or did not run, so there is no backup stage to end")
-		return rep
-	}
-	delete(state, mariadbStateKey{})
-	if st.conn == nil {
-		rep.What = mariadbBackupEnd + " skipped: no lock was taken (" + st.noLock + ")"
-		return rep
-	}
-
-	ctx, cancel := context.WithTimeout(parent, h.timeout)
-	defer cancel()
-	_, err := st.conn.ExecContext(ctx, mariadbBackupEnd)
-	err = describeTimeout(parent, ctx, h.timeout, err)
-	if err != nil {
-		err = fmt.Errorf("%w (closing the connection instead, which ends the backup stage if the session is still in one)", err)
-	}
-	if cerr := st.close(); cerr != nil {
-		log.WarnContext(parent, "close mariadb connection", slog.String("err", redactSecret(cerr, h.config.Passwd).Error()))
-	}
-	rep.Err = redactSecret(err, h.config.Passwd)
-	return rep
+	what, err := releaseMySQLSession(parent, log, state, mariadbStateKey{}, mariadbBackupEnd, h.timeout, h.config.Passwd)
+	return &MariaDBBackupStageReport{What: what, Err: err}
 }
 
 // checkBackupStageVersion returns nil if version, the result of SELECT

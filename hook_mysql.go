@@ -289,30 +289,35 @@ func mysqlSetLockWaitTimeout(ctx context.Context, conn *sql.Conn) (int64, error)
 }
 
 func (h *MySQLLockTables) post(parent context.Context, log *slog.Logger, state map[interface{}]interface{}) *MyLockTablesReport {
-	rep := &MyLockTablesReport{What: mysqlUnlockStmt}
-	st, ok := state[mysqlStateKey{}].(*mysqlLockState)
-	if !ok || st == nil {
-		rep.Err = errors.New("no connection from the pre edge: it failed or did not run, so there is no lock to release")
-		return rep
-	}
-	delete(state, mysqlStateKey{})
-	if st.conn == nil {
-		rep.What = mysqlUnlockStmt + " skipped: no lock was taken (" + st.noLock + ")"
-		return rep
-	}
+	what, err := releaseMySQLSession(parent, log, state, mysqlStateKey{}, mysqlUnlockStmt, h.timeout, h.config.Passwd)
+	return &MyLockTablesReport{What: what, Err: err}
+}
 
-	ctx, cancel := context.WithTimeout(parent, h.timeout)
+// releaseMySQLSession ends the lock that a Pre edge left in state under key:
+// it runs stmt (UNLOCK TABLES, BACKUP STAGE END) on that same session,
+// bounded by timeout, and closes the session, which ends the lock in any
+// case. It returns what to report and the error, without the password.
+// Without a session from the Pre edge, it is an error, never a panic.
+func releaseMySQLSession(parent context.Context, log *slog.Logger, state map[interface{}]interface{}, key any, stmt string, timeout time.Duration, passwd string) (what string, err error) {
+	st, ok := state[key].(*mysqlLockState)
+	if !ok || st == nil {
+		return stmt, errors.New("no connection from the pre edge: it failed or did not run, so there is no lock to release")
+	}
+	delete(state, key)
+	if st.conn == nil {
+		return stmt + " skipped: no lock was taken (" + st.noLock + ")", nil
+	}
+	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
-	_, err := st.conn.ExecContext(ctx, mysqlUnlockStmt)
-	err = describeTimeout(parent, ctx, h.timeout, err)
+	_, err = st.conn.ExecContext(ctx, stmt)
+	err = describeTimeout(parent, ctx, timeout, err)
 	if err != nil {
-		err = fmt.Errorf("%w (closing the connection instead, which releases the lock if the session still holds one)", err)
+		err = fmt.Errorf("%w (closing the connection instead, which ends the lock if the session still holds one)", err)
 	}
 	if cerr := st.close(); cerr != nil {
-		log.WarnContext(parent, "close mysql connection", slog.String("err", redactSecret(cerr, h.config.Passwd).Error()))
+		log.WarnContext(parent, "close the locking session", slog.String("err", redactSecret(cerr, passwd).Error()))
 	}
-	rep.Err = redactSecret(err, h.config.Passwd)
-	return rep
+	return stmt, redactSecret(err, passwd)
 }
 
 // mysqlDriverLogger sends the driver's log messages (go-sql-driver/mysql
