@@ -320,10 +320,10 @@ func (o myOutcome) String() string {
 // table left open shows), REPAIR TABLE for what it flags, then the writer's
 // invariant, and that every transaction up to ackedBefore is there. The
 // server and the copies are gone when the test ends.
-func checkMyCopy(t testing.TB, env *myEnv, data, logSv subvol, ackedBefore int64) myOutcome {
+func checkMyCopy(t testing.TB, env *myEnv, r snapped) myOutcome {
 	t.Helper()
-	dataCopy, logCopy := restoreCopy(t, data), restoreCopy(t, logSv)
-	name := filepath.Base(data.snap)
+	dataCopy, logCopy := restoreCopy(t, r.data), restoreCopy(t, r.log)
+	name := filepath.Base(r.data.snap)
 	port := freePort(t)
 	args := append([]string{"--no-defaults", "--user=mysql", "--datadir=" + dataCopy,
 		"--innodb-log-group-home-dir=" + logCopy}, env.opts...)
@@ -351,7 +351,7 @@ func checkMyCopy(t testing.TB, env *myEnv, data, logSv subvol, ackedBefore int64
 	ctx, cancel := context.WithTimeout(context.Background(), 5*myQueryTimeout)
 	defer cancel()
 
-	tables := append([]string{"accounts", "ledger"}, myNonTx...)
+	tables := append([]string{"accounts", "ledger", "filler"}, myNonTx...)
 	flagged := map[string]bool{}
 	rows, err := db.QueryContext(ctx, "CHECK TABLE "+strings.Join(tables, ", "))
 	if err != nil {
@@ -379,7 +379,7 @@ func checkMyCopy(t testing.TB, env *myEnv, data, logSv subvol, ackedBefore int64
 			out.problems = append(out.problems, "REPAIR TABLE "+tb+": "+err.Error())
 		}
 	}
-	out.problems = append(out.problems, myInvariant(ctx, db, ackedBefore)...)
+	out.problems = append(out.problems, myInvariant(ctx, db, r.ackedBefore, r.fillerN)...)
 	return out
 }
 
@@ -387,9 +387,16 @@ func checkMyCopy(t testing.TB, env *myEnv, data, logSv subvol, ackedBefore int64
 // must add up, the ledger must hold transactions 1..M without a hole and at
 // least up to ackedBefore, and each non-transactional table must hold every
 // transaction of the ledger and at most one more (M+1, written before a
-// commit that the snapshot did not see).
-func myInvariant(ctx context.Context, db *sql.DB, ackedBefore int64) []string {
+// commit that the snapshot did not see). Every row of the filler table must
+// have n = fillerN: each UPDATE of it before the snapshot changed them all.
+func myInvariant(ctx context.Context, db *sql.DB, ackedBefore, fillerN int64) []string {
 	var problems []string
+	var rows, nLo, nHi int64
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*), MIN(n), MAX(n) FROM filler").Scan(&rows, &nLo, &nHi); err != nil {
+		problems = append(problems, "read filler: "+err.Error())
+	} else if rows != myFillerRows || nLo != fillerN || nHi != fillerN {
+		problems = append(problems, fmt.Sprintf("filler: %d rows with n from %d to %d, want %d rows with n = %d (lost updates)", rows, nLo, nHi, myFillerRows, fillerN))
+	}
 	var n, lo, hi int64
 	if err := db.QueryRowContext(ctx, "SELECT COUNT(*), COALESCE(MIN(id), 0), COALESCE(MAX(id), 0) FROM ledger").Scan(&n, &lo, &hi); err != nil {
 		return append(problems, "read ledger: "+err.Error())
@@ -481,35 +488,61 @@ type myStrategy struct {
 	// perSubvolume runs one plan (and lock) per subvolume, as zrepl does,
 	// instead of one plan around both snapshots.
 	perSubvolume bool
+	// commitBetween waits, between the plans of perSubvolume, until the
+	// writer committed once more: what happens whenever the daemon does
+	// anything between two plans, or the machine is busy.
+	commitBetween bool
 	// flushing makes InnoDB flush dirty pages while the lock is held, and
 	// waits (up to 20 s) for its checkpoint to move between the snapshots.
 	flushing bool
 }
 
-// snapRound takes the snapshots of data and log with strategy s under the
-// writer, and returns the snapshots, the number of transactions acknowledged
-// when the first callback began, and whether the checkpoint moved.
-func snapRound(t testing.TB, env *myEnv, db *sql.DB, w *myWriter, s myStrategy) (data, logSv subvol, ackedBefore int64, ckptMoved bool) {
+// myPrimary is the primary MariaDB under its writer.
+type myPrimary struct {
+	env     *myEnv
+	db      *sql.DB
+	w       *myWriter
+	fillerN int64 // the n of every filler row, after the UPDATEs so far
+}
+
+// snapped is what a round took: the snapshots, the number of transactions
+// acknowledged when the first callback began, the filler's n then, and
+// whether InnoDB's checkpoint moved between the first and the last snapshot.
+type snapped struct {
+	data, log   subvol
+	ackedBefore int64
+	fillerN     int64
+	ckptMoved   bool
+	begin, end  time.Time     // the first plan's start, the last one's end
+	callback    time.Duration // the snapshots alone: the sum of the callbacks
+}
+
+// snapRound takes the snapshots of the data and log subvolumes with
+// strategy s under the writer.
+func snapRound(t testing.TB, p *myPrimary, s myStrategy) snapped {
 	t.Helper()
+	env, db, w := p.env, p.db, p.w
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	set := newSnapshotSet(t, "my", map[string]string{"data": env.data, "log": env.log}, "data", "log")
-	data, logSv = set[0], set[1]
+	r := snapped{data: set[0], log: set[1]}
 	if s.flushing {
 		for _, q := range []string{"SET GLOBAL innodb_max_dirty_pages_pct = 0", "UPDATE filler SET n = n + 1"} {
 			if _, err := db.ExecContext(ctx, q); err != nil {
 				t.Fatalf("%s: %v", q, err)
 			}
 		}
+		p.fillerN++
 		defer func() {
 			if _, err := db.ExecContext(context.Background(), "SET GLOBAL innodb_max_dirty_pages_pct = 90"); err != nil {
 				t.Errorf("reset innodb_max_dirty_pages_pct: %v", err)
 			}
 		}()
 	}
+	r.fillerN = p.fillerN
 	var ckptFirst uint64
 	first := func(ctx context.Context) error {
-		ackedBefore = w.acked.Load()
+		r.ackedBefore = w.acked.Load()
 		var err error
 		ckptFirst, err = myCheckpoint(ctx, db)
 		return err
@@ -533,11 +566,21 @@ func snapRound(t testing.TB, env *myEnv, db *sql.DB, w *myWriter, s myStrategy) 
 			}
 		}
 	}
-	fs := myDatasetRoot
+	timed := func(cb hooks.HookJobCallback) hooks.HookJobCallback {
+		return func(ctx context.Context) error {
+			start := time.Now()
+			defer func() { r.callback += time.Since(start) }()
+			return cb(ctx)
+		}
+	}
+	r.begin = time.Now()
 	if s.perSubvolume {
 		for i, sv := range set {
-			cb := snapshotCallback(t, []subvol{sv}, nil)
-			runPlan(t, ctx, s.lock, fs+"/"+sv.name, func(ctx context.Context) error {
+			if i > 0 && s.commitBetween {
+				w.await(t, w.acked.Load()+1)
+			}
+			cb := timed(snapshotCallback(t, []subvol{sv}, nil))
+			runPlan(t, ctx, s.lock, myDatasetRoot+"/"+sv.name, func(ctx context.Context) error {
 				if i == 0 {
 					if err := first(ctx); err != nil {
 						return err
@@ -547,19 +590,21 @@ func snapRound(t testing.TB, env *myEnv, db *sql.DB, w *myWriter, s myStrategy) 
 			})
 		}
 	} else {
-		cb := snapshotCallback(t, set, between)
-		runPlan(t, ctx, s.lock, fs, func(ctx context.Context) error {
+		cb := timed(snapshotCallback(t, set, between))
+		runPlan(t, ctx, s.lock, myDatasetRoot, func(ctx context.Context) error {
 			if err := first(ctx); err != nil {
 				return err
 			}
 			return cb(ctx)
 		})
 	}
+	r.end = time.Now()
 	ckptLast, err := myCheckpoint(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return data, logSv, ackedBefore, ckptLast != ckptFirst
+	r.ckptMoved = ckptLast != ckptFirst
+	return r
 }
 
 // TestMariaDBSnapshot snapshots MariaDB's datadir and redo log subvolumes
@@ -572,17 +617,17 @@ func snapRound(t testing.TB, env *myEnv, db *sql.DB, w *myWriter, s myStrategy) 
 func TestMariaDBSnapshot(t *testing.T) {
 	env := newMyEnv(t)
 	db := setupMySchema(t, env)
-	w := startMyWriter(t, db)
+	p := &myPrimary{env: env, db: db, w: startMyWriter(t, db)}
 	tries := envInt(t, "SNAPHOOKS_E2E_TRIES", 5)
 
 	measure := func(t *testing.T, s myStrategy, n int) []myRound {
 		var rounds []myRound
 		for i := range n {
 			t.Run(fmt.Sprintf("try%d", i+1), func(t *testing.T) {
-				data, logSv, acked, moved := snapRound(t, env, db, w, s)
-				out := checkMyCopy(t, env, data, logSv, acked)
-				t.Logf("%s: %s (checkpoint moved: %v)", s.name, out, moved)
-				rounds = append(rounds, myRound{out: out, ckptMoved: moved})
+				r := snapRound(t, p, s)
+				out := checkMyCopy(t, env, r)
+				t.Logf("%s: %s (checkpoint moved: %v)", s.name, out, r.ckptMoved)
+				rounds = append(rounds, myRound{out: out, ckptMoved: r.ckptMoved})
 			})
 		}
 		return rounds
@@ -605,7 +650,7 @@ func TestMariaDBSnapshot(t *testing.T) {
 			if stable == 0 {
 				t.Errorf("the checkpoint moved between the snapshots in every round: nothing was shown")
 			}
-			result(t, "mariadb %-44s %s", s.name+":", myTally(rounds))
+			result(t, "mariadb %-52s %s", s.name+":", myTally(rounds))
 		})
 	}
 
@@ -613,12 +658,13 @@ func TestMariaDBSnapshot(t *testing.T) {
 	for _, typ := range lockHookTypes {
 		list := myLockList(t, env, typ)
 		cases = append(cases,
-			myStrategy{name: typ + " per subvolume (zrepl)", lock: list, perSubvolume: true},
+			myStrategy{name: typ + " per subvolume (zrepl), back to back", lock: list, perSubvolume: true},
+			myStrategy{name: typ + " per subvolume (zrepl), a commit between", lock: list, perSubvolume: true, commitBetween: true},
 			myStrategy{name: typ + " around both, InnoDB flushing", lock: list, flushing: true})
 	}
 	for _, s := range cases {
 		t.Run(strings.ReplaceAll(s.name, " ", "_"), func(t *testing.T) {
-			result(t, "mariadb %-44s %s", s.name+":", myTally(measure(t, s, tries)))
+			result(t, "mariadb %-52s %s", s.name+":", myTally(measure(t, s, tries)))
 		})
 	}
 }
