@@ -180,6 +180,29 @@ func (w *myWriter) await(t testing.TB, n int64) {
 	}
 }
 
+// awaitCommitAfter waits until the writer committed after t.
+func (w *myWriter) awaitCommitAfter(tb testing.TB, t time.Time) {
+	tb.Helper()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(2 * time.Minute)
+	for {
+		w.mu.Lock()
+		done := len(w.commits) > 0 && w.commits[len(w.commits)-1].After(t)
+		w.mu.Unlock()
+		if done {
+			return
+		}
+		select {
+		case <-w.done:
+			tb.Fatalf("writer stopped: %v", w.err)
+		case <-deadline:
+			tb.Fatalf("writer did not commit within 2 minutes")
+		case <-tick.C:
+		}
+	}
+}
+
 func (w *myWriter) stop() error {
 	w.cancel()
 	<-w.done
@@ -237,25 +260,21 @@ func (w *myWriter) commit(ctx context.Context, conn *sql.Conn, id int64, src, ds
 	return tx.Commit()
 }
 
-// longestGap returns the longest time between two consecutive commits of
-// which at least the second falls in [from, to], and how many commits fell
-// in it.
-func (w *myWriter) longestGap(from, to time.Time) (time.Duration, int) {
+// longestGap returns the longest time between two consecutive commits
+// that overlaps [from, to]: how long the writer was stalled during that
+// window, at worst. Call it once the writer committed after to.
+func (w *myWriter) longestGap(from, to time.Time) time.Duration {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var gap time.Duration
-	n := 0
 	for i := 1; i < len(w.commits); i++ {
-		c := w.commits[i]
-		if c.Before(from) || c.After(to) && w.commits[i-1].After(to) {
+		prev, c := w.commits[i-1], w.commits[i]
+		if c.Before(from) || prev.After(to) {
 			continue
 		}
-		if !c.After(to) {
-			n++
-		}
-		gap = max(gap, c.Sub(w.commits[i-1]))
+		gap = max(gap, c.Sub(prev))
 	}
-	return gap, n
+	return gap
 }
 
 // myCheckpoint returns InnoDB's last checkpoint LSN.

@@ -423,8 +423,9 @@ test_time=$(elapsed "$t_tests")
 # Results, and the measurements the tests logged as "RESULT ..." lines.
 count() { grep -cE "$1" "$TEST_LOG" || true; }
 if ((BENCH)); then
-	passed=$(grep -E '^Benchmark' "$TEST_LOG" | grep -cvE 'FAIL|SKIP' || true)
-	failed=$(count '^--- FAIL: ')
+	# Top-level benchmarks: -v prints each name on a line of its own.
+	failed=$(count '^--- FAIL: Benchmark[A-Za-z0-9_]+ ')
+	passed=$(($(count '^Benchmark[A-Za-z0-9_]+$') - failed))
 else
 	passed=$(count '^--- PASS: ')
 	failed=$(count '^--- FAIL: ')
