@@ -63,11 +63,11 @@ func BenchmarkMariaDBWriterStall(b *testing.B) {
 		gaps["idle"] = append(gaps["idle"], gap)
 	}
 
-	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
-	result(b, "writer stall (%d rounds, medians) | case | longest gap between commits | snapshot of both subvolumes | whole plan", rounds)
-	result(b, "writer stall | writer alone, no snapshot | %s | | ", ms(median(gaps["idle"])))
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/float64(time.Millisecond)) }
+	result(b, "writer stall (%d rounds, median (min–max)) | case | longest gap between commits | snapshot of both subvolumes | whole plan", rounds)
+	result(b, "writer stall | writer alone, no snapshot | %s | | ", spread(gaps["idle"], ms))
 	for _, s := range cases {
-		result(b, "writer stall | %s | %s | %s | %s", s.name, ms(median(gaps[s.name])), ms(median(snaps[s.name])), ms(median(plans[s.name])))
+		result(b, "writer stall | %s | %s | %s | %s", s.name, spread(gaps[s.name], ms), spread(snaps[s.name], ms), spread(plans[s.name], ms))
 		b.ReportMetric(float64(median(gaps[s.name]))/float64(time.Millisecond), "stall-ms-"+metricName(s.name))
 	}
 	p.w.mu.Lock()

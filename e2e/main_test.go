@@ -305,3 +305,11 @@ func median(ds []time.Duration) time.Duration {
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
+
+// spread returns "median (min–max)" of ds, formatted by f.
+func spread(ds []time.Duration, f func(time.Duration) string) string {
+	if len(ds) == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%s (%s–%s)", f(median(ds)), f(slices.Min(ds)), f(slices.Max(ds)))
+}

@@ -325,6 +325,9 @@ func pgSummary(rs []pgRestore) string {
 		ready = append(ready, r.ready)
 		pre = append(pre, r.pre)
 	}
-	return fmt.Sprintf("%d restores, medians: WAL replayed %.2f MB, ready in %.2f s; pre edges %.0f ms",
-		len(rs), float64(median(replayed))/1e6, median(ready).Seconds(), float64(median(pre))/float64(time.Millisecond))
+	mb := func(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/1e6) }
+	sec := func(d time.Duration) string { return fmt.Sprintf("%.2f", d.Seconds()) }
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.0f", float64(d)/float64(time.Millisecond)) }
+	return fmt.Sprintf("%d restores, median (min–max): WAL replayed %s MB, ready in %s s; pre edges %s ms",
+		len(rs), spread(replayed, mb), spread(ready, sec), spread(pre, ms))
 }
