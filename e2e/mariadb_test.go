@@ -655,7 +655,7 @@ func TestMariaDBSnapshot(t *testing.T) {
 	for _, typ := range lockHookTypes {
 		t.Run(typ, func(t *testing.T) {
 			s := myStrategy{name: typ + " around both snapshots", lock: myLockList(t, env, typ)}
-			rounds := measure(t, s, 3)
+			rounds := measure(t, s, tries)
 			stable := 0
 			for i, r := range rounds {
 				if r.ckptMoved {
