@@ -428,7 +428,12 @@ if ((BENCH)); then
 	passed=$(($(count '^Benchmark[A-Za-z0-9_]+$') - failed))
 else
 	passed=$(count '^--- PASS: ')
-	failed=$(count '^--- FAIL: ')
+	# A test that did not finish (the binary crashed or was killed) has no
+	# result line: every test that started and did not pass or skip failed.
+	failed=$(($(count '^=== RUN   Test[A-Za-z0-9_]+$') - passed - $(count '^--- SKIP: ')))
+fi
+if ((test_rc != 0 && failed == 0)); then
+	failed=1 # go test failed outside any test (build, vet, TestMain)
 fi
 skipped=$(count '^--- SKIP: ')
 results=$(grep -E '^ *[a-z_]+\.go:[0-9]+: RESULT ' "$TEST_LOG" | sed -E 's/^ *[a-z_]+\.go:[0-9]+: RESULT //' || true)
