@@ -364,7 +364,15 @@ func checkMyCopy(t testing.TB, env *myEnv, r snapped) myOutcome {
 		return db.PingContext(ctx)
 	})
 	if err != nil {
-		out.startErr = fmt.Sprintf("%v; log:\n%s", err, tailFile(logPath, 8))
+		out.startErr = err.Error()
+		tail := tailFile(logPath, 8)
+		for _, l := range strings.Split(tail, "\n") {
+			if i := strings.Index(l, "[ERROR] InnoDB"); i >= 0 {
+				out.startErr += ": " + l[i:] // the first InnoDB error says why
+				break
+			}
+		}
+		t.Logf("log of %s:\n%s", srv.name, tail)
 		return out
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*myQueryTimeout)
@@ -465,7 +473,11 @@ type myRound struct {
 func myTally(rounds []myRound) string {
 	var ok, repair, bad, nostart, moved int
 	var examples []string
+	var ready []time.Duration
 	for _, r := range rounds {
+		if r.out.started() {
+			ready = append(ready, r.out.ready)
+		}
 		switch {
 		case !r.out.started():
 			nostart++
@@ -483,16 +495,13 @@ func myTally(rounds []myRound) string {
 		}
 		if !r.out.consistent() || len(r.out.repaired) > 0 {
 			if len(examples) < 2 {
-				ex := r.out.String()
-				if i := strings.IndexByte(ex, '\n'); i >= 0 {
-					ex = ex[:i]
-				}
-				examples = append(examples, ex)
+				examples = append(examples, r.out.String())
 			}
 		}
 	}
-	s := fmt.Sprintf("%d tries: %d consistent, %d inconsistent, %d needed repair, %d would not start; checkpoint moved between the snapshots in %d",
-		len(rounds), ok, bad, repair, nostart, moved)
+	sec := func(d time.Duration) string { return fmt.Sprintf("%.1f", d.Seconds()) }
+	s := fmt.Sprintf("%d tries: %d consistent, %d inconsistent, %d needed repair, %d would not start; checkpoint moved between the snapshots in %d; copies started in %s s",
+		len(rounds), ok, bad, repair, nostart, moved, spread(ready, sec))
 	if len(examples) > 0 {
 		s += "; e.g. " + strings.Join(examples, " | ")
 	}
