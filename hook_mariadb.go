@@ -136,7 +136,7 @@ func (h *MariaDBBackupStage) pre(parent context.Context, log *slog.Logger, dryRu
 	if old, ok := state[mariadbStateKey{}].(*mysqlLockState); ok {
 		// Not done by a Plan. Never leave a lock behind all the same.
 		delete(state, mariadbStateKey{})
-		_ = old.close()
+		_ = old.end()
 	}
 	fs, pass, err := dbHookFilesystem(h.filter, extra)
 	if err != nil {
@@ -174,7 +174,7 @@ func (h *MariaDBBackupStage) lock(ctx context.Context, log *slog.Logger, dryRun 
 	handedOver := false
 	defer func() {
 		if !handedOver {
-			if cerr := st.close(); cerr != nil && err == nil {
+			if cerr := st.end(); cerr != nil && err == nil {
 				err = cerr
 			}
 		}

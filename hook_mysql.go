@@ -135,8 +135,8 @@ type mysqlLockState struct {
 	noLock string    // why no lock was taken, when conn is nil
 }
 
-// close closes the pinned connection and its DB, which ends the session.
-func (s *mysqlLockState) close() error {
+// end closes the pinned connection and its DB, which ends the session.
+func (s *mysqlLockState) end() error {
 	var errs []error
 	if s.conn != nil {
 		if err := s.conn.Close(); err != nil && !errors.Is(err, sql.ErrConnDone) {
@@ -176,7 +176,7 @@ func (h *MySQLLockTables) pre(parent context.Context, log *slog.Logger, dryRun b
 	if old, ok := state[mysqlStateKey{}].(*mysqlLockState); ok {
 		// Not done by a Plan. Never leave a lock behind all the same.
 		delete(state, mysqlStateKey{})
-		_ = old.close()
+		_ = old.end()
 	}
 	fs, pass, err := dbHookFilesystem(h.filter, extra)
 	if err != nil {
@@ -214,7 +214,7 @@ func (h *MySQLLockTables) lock(ctx context.Context, log *slog.Logger, dryRun boo
 	handedOver := false
 	defer func() {
 		if !handedOver {
-			if cerr := st.close(); cerr != nil && err == nil {
+			if cerr := st.end(); cerr != nil && err == nil {
 				err = cerr
 			}
 		}
@@ -266,7 +266,7 @@ func openMySQLSession(ctx context.Context, log *slog.Logger, config *mysql.Confi
 		slog.String("net", cfg.Net), slog.String("addr", cfg.Addr), slog.String("user", cfg.User))
 	st.conn, err = st.db.Conn(ctx)
 	if err != nil {
-		_ = st.close()
+		_ = st.end()
 		return nil, fmt.Errorf("connect: %w", err)
 	}
 	return st, nil
@@ -314,7 +314,7 @@ func releaseMySQLSession(parent context.Context, log *slog.Logger, state map[int
 	if err != nil {
 		err = fmt.Errorf("%w (closing the connection instead, which ends the lock if the session still holds one)", err)
 	}
-	if cerr := st.close(); cerr != nil {
+	if cerr := st.end(); cerr != nil {
 		log.WarnContext(parent, "close the locking session", slog.String("err", redactSecret(cerr, passwd).Error()))
 	}
 	return stmt, redactSecret(err, passwd)

@@ -102,8 +102,8 @@ func (v *liveView) draw(line string) {
 	v.shown = true
 }
 
-// clear removes the status line from the screen. mu must be held.
-func (v *liveView) clear() {
+// clearLine removes the status line from the screen. mu must be held.
+func (v *liveView) clearLine() {
 	if v.shown {
 		_, _ = io.WriteString(v.term, carriageReturn+clearToEOL)
 		v.shown = false
@@ -122,7 +122,7 @@ func (v *liveView) logWriter(w io.Writer) io.Writer {
 		line := sanitize(v.status())
 		v.mu.Lock()
 		defer v.mu.Unlock()
-		v.clear()
+		v.clearLine()
 		n, err := w.Write(p)
 		if !v.stopped {
 			v.draw(line)
@@ -138,7 +138,7 @@ func (v *liveView) stop() {
 	v.wg.Wait()
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.clear()
+	v.clearLine()
 	v.stopped = true
 }
 
