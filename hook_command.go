@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -25,7 +26,7 @@ const MaxHookLogSizeDefault = 1 << 20
 const EnvMaxHookLogSize = "ZREPL_MAX_HOOK_LOG_SIZE"
 
 // DefaultKillGrace is how long a command hook has to exit after SIGTERM
-// before its process group gets SIGKILL.
+// before it gets SIGKILL.
 const DefaultKillGrace = 5 * time.Second
 
 // CommandHook runs an executable for the Pre and Post edges.
@@ -38,13 +39,13 @@ const DefaultKillGrace = 5 * time.Second
 // too, with ZREPL_DRYRUN=true: the script decides what a dry run means.
 //
 // The process runs in a process group of its own. When the timeout expires or
-// the ctx of Run is done, the whole group gets SIGTERM, and SIGKILL if the
-// main process has not exited after the kill grace period. When the main
+// the ctx of Run is done, the whole group gets SIGTERM, and the main process
+// SIGKILL if it has not exited after the kill grace period. When the main
 // process has exited, on its own or not, whatever is left of its group is
 // killed with SIGKILL: no process of the hook outlives its step (a process
-// that left the group, with setsid say, is beyond reach). Run waits at most
-// the kill grace period for the output pipes to close after that, so a
-// process that escaped the group while holding them cannot make it hang.
+// that left the group, with setsid say, is beyond reach). Run reads the
+// output pipes for at most the kill grace period after that, so a process
+// that escaped the group while holding them cannot make it hang.
 //
 // Stdout and stderr are captured together, in the order they are read, into a
 // ring buffer whose last bytes (MaxHookLogSizeDefault) end up in the report;
@@ -125,7 +126,8 @@ func (h *CommandHook) String() string { return h.path }
 // Run runs the executable for edge and returns a *CommandHookReport. It fails
 // if the executable cannot be started, exits non-zero or by a signal, or
 // does not finish within the timeout ("timed out after 30s: signal:
-// terminated") or before ctx is done.
+// terminated") or before ctx is done ("cancelled (<context.Cause>): signal:
+// terminated"); it does not start when ctx is already done.
 func (h *CommandHook) Run(ctx context.Context, edge Edge, phase Phase, dryRun bool, extra Env, state map[interface{}]interface{}) HookReport {
 	env := NewHookEnv(edge, phase, dryRun, h.timeout, extra)
 	out, err := h.exec(ctx, edge, env)
@@ -141,12 +143,19 @@ func (h *CommandHook) Run(ctx context.Context, edge Edge, phase Phase, dryRun bo
 // exec runs the process and returns the tail of its output.
 func (h *CommandHook) exec(ctx context.Context, edge Edge, env Env) ([]byte, error) {
 	parent := ctx
+	var deadline time.Time
 	if h.timeout > 0 {
+		deadline = time.Now().Add(h.timeout)
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, h.timeout)
+		ctx, cancel = context.WithDeadline(ctx, deadline)
 		defer cancel()
 	}
 
+	// The pipes are made here, not by os/exec: with an *os.File as Stdout
+	// and Stderr, Wait returns as soon as the main process has exited, and
+	// not only once the pipes are closed, which a process left behind in
+	// the group (a daemon the hook started) would put off until it is
+	// killed below.
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("create output pipe: %w", err)
@@ -157,110 +166,99 @@ func (h *CommandHook) exec(ctx context.Context, edge Edge, env Env) ([]byte, err
 		outW.Close()
 		return nil, fmt.Errorf("create output pipe: %w", err)
 	}
-	cmd := exec.Command(h.path, h.args...)
+	cmd := exec.CommandContext(ctx, h.path, h.args...)
 	cmd.Env = os.Environ()
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, string(k)+"="+v)
 	}
-	cmd.Stdout, cmd.Stderr = outW, errW // *os.File: no copying goroutines in os/exec
+	cmd.Stdout, cmd.Stderr = outW, errW
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// When ctx is done, os/exec calls Cancel, and after WaitDelay kills the
+	// main process with SIGKILL; the rest of the group follows once the
+	// main process has been waited for.
+	var stoppedAt time.Time // set by Cancel, which happens before Wait returns
+	cmd.Cancel = func() error {
+		err := syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		if errors.Is(err, syscall.ESRCH) {
+			return os.ErrProcessDone // the hook ended on its own just now
+		}
+		stoppedAt = time.Now()
+		return err
+	}
+	cmd.WaitDelay = h.killGrace
 	err = cmd.Start()
 	outW.Close()
 	errW.Close()
 	if err != nil {
 		outR.Close()
 		errR.Close()
+		if ctx.Err() != nil { // os/exec starts nothing when ctx is done
+			return nil, h.stopped(parent, time.Now(), deadline, errors.New("not started"))
+		}
 		return nil, err
 	}
-	pgid := cmd.Process.Pid
 
-	log := GetLogger(ctx)
 	out := newOutputCapture(h.maxLogSize)
-	if log.Enabled(ctx, slog.LevelInfo) || log.Enabled(ctx, slog.LevelWarn) {
-		name := h.name
-		if name == "" {
-			name = h.path
-		}
-		attrs := []any{slog.String("hook", name), slog.String("edge", edge.String())}
-		if fs, ok := env[EnvFS]; ok {
-			attrs = append(attrs, slog.String("fs", fs))
-		}
-		log = log.With(attrs...)
-	}
-	copied := make(chan struct{}, 2)
-	go func() { out.copy(ctx, outR, log, "stdout", slog.LevelInfo); copied <- struct{}{} }()
-	go func() { out.copy(ctx, errR, log, "stderr", slog.LevelWarn); copied <- struct{}{} }()
+	log := h.outputLogger(ctx, edge, env)
+	var copying sync.WaitGroup
+	copying.Add(2)
+	go func() { defer copying.Done(); out.copy(ctx, outR, log, "stdout", slog.LevelInfo) }()
+	go func() { defer copying.Done(); out.copy(ctx, errR, log, "stderr", slog.LevelWarn) }()
 
-	// The main process is waited for right here, in a blocking wait, and
-	// stopped by a function that runs only if ctx is done first: no
-	// goroutine and no channel hand-off per run on the common path.
-	exited := make(chan struct{}) // closed once the main process has been waited for
-	stopperDone := make(chan struct{})
-	var stopped, killed bool // written by the stopper, read after stopperDone
-	stopStopper := context.AfterFunc(ctx, func() {
-		defer close(stopperDone)
-		select {
-		case <-exited:
-			return // it ended on its own
-		default:
-		}
-		stopped = true
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
-		grace := time.NewTimer(h.killGrace)
-		defer grace.Stop()
-		select {
-		case <-exited:
-		case <-grace.C:
-			killed = true
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		}
-	})
 	waitErr := cmd.Wait()
-	close(exited)
-	if !stopStopper() {
-		<-stopperDone // it ran: wait for its verdict
-	}
-	// The main process is gone; what is left of its group goes with it.
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-
-	// Drain the pipes; stop reading after the grace period if a process
-	// outside the group still holds them.
-	for n := 0; n < 2; {
-		select {
-		case <-copied:
-			n++
-			continue
-		default:
-		}
-		drain := time.NewTimer(h.killGrace)
-		for n < 2 {
-			select {
-			case <-copied:
-				n++
-			case <-drain.C:
-				now := time.Now()
-				_ = outR.SetReadDeadline(now)
-				_ = errR.SetReadDeadline(now)
-			}
-		}
-		drain.Stop()
-	}
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // what is left of the group
+	// A process that left the group may still hold the pipes: read them for
+	// at most the grace period.
+	drainEnd := time.Now().Add(h.killGrace)
+	_ = outR.SetReadDeadline(drainEnd)
+	_ = errR.SetReadDeadline(drainEnd)
+	copying.Wait()
 	outR.Close()
 	errR.Close()
 
-	if stopped {
-		if waitErr == nil {
-			waitErr = errors.New("exit status 0")
-		}
-		if killed {
-			waitErr = fmt.Errorf("%w (SIGKILL: still running %s after SIGTERM)", waitErr, h.killGrace)
-		}
-		if parent.Err() != nil {
-			return out.bytes(), fmt.Errorf("cancelled (%v): %w", context.Cause(parent), waitErr)
-		}
-		return out.bytes(), fmt.Errorf("timed out after %s: %w", h.timeout, waitErr)
+	if stoppedAt.IsZero() {
+		return out.bytes(), waitErr
 	}
-	return out.bytes(), waitErr
+	// The process was signalled: say how it ended, not what os/exec says
+	// for a process that exits 0 after Cancel (the ctx error).
+	var exit *exec.ExitError
+	if !errors.As(waitErr, &exit) {
+		waitErr = errors.New(cmd.ProcessState.String())
+	} else if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+		waitErr = fmt.Errorf("%w (SIGKILL: still running %s after SIGTERM)", waitErr, h.killGrace)
+	}
+	return out.bytes(), h.stopped(parent, stoppedAt, deadline, waitErr)
+}
+
+// stopped returns the error of a run that was stopped at time at because
+// its ctx was done: it timed out if that was at or after the deadline of its
+// own timeout, else it was cancelled by parent. The time decides, not which
+// ctx reports what: a parent whose deadline is a little later than the
+// hook's own (a Plan bounds a Post edge so) must not turn a timeout into a
+// cancellation, whatever the order in which the two timers are seen to fire.
+func (h *CommandHook) stopped(parent context.Context, at, deadline time.Time, err error) error {
+	if !deadline.IsZero() && !at.Before(deadline) {
+		return fmt.Errorf("timed out after %s: %w", h.timeout, err)
+	}
+	return fmt.Errorf("cancelled (%v): %w", context.Cause(parent), err)
+}
+
+// outputLogger returns the logger for the output of a run: that of ctx, with
+// the attributes hook, edge and fs.
+func (h *CommandHook) outputLogger(ctx context.Context, edge Edge, env Env) *slog.Logger {
+	log := GetLogger(ctx)
+	if !log.Enabled(ctx, slog.LevelInfo) && !log.Enabled(ctx, slog.LevelWarn) {
+		return log
+	}
+	name := h.name
+	if name == "" {
+		name = h.path
+	}
+	attrs := []any{slog.String("hook", name), slog.String("edge", edge.String())}
+	if fs, ok := env[EnvFS]; ok {
+		attrs = append(attrs, slog.String("fs", fs))
+	}
+	return log.With(attrs...)
 }
 
 // NewCommandCallback returns a callback that runs the program path with args
