@@ -18,11 +18,19 @@ import (
 // MaxHookLogSizeDefault is how many bytes of a command hook's combined output
 // its report keeps: the last ones. The environment variable
 // ZREPL_MAX_HOOK_LOG_SIZE overrides it, as in zrepl, and so does
-// CommandHook.WithMaxLogSize.
+// CommandHook.WithMaxLogSize, up to MaxHookLogSizeLimit.
 const MaxHookLogSizeDefault = 1 << 20
 
+// MaxHookLogSizeLimit is the largest log size a command hook accepts (64 MiB):
+// a hook holds a buffer of its log size while it runs, and its report a copy
+// of what it holds. ZREPL_MAX_HOOK_LOG_SIZE above it is an error;
+// CommandHook.WithMaxLogSize clamps to it.
+const MaxHookLogSizeLimit = 64 << 20
+
 // EnvMaxHookLogSize names the environment variable that overrides
-// MaxHookLogSizeDefault for the command hooks created after it is set.
+// MaxHookLogSizeDefault for the command hooks created after it is set: a
+// decimal number of bytes from 1 to MaxHookLogSizeLimit, spaces around it
+// ignored. Empty is the same as unset; anything else makes NewCommandHook fail.
 const EnvMaxHookLogSize = "ZREPL_MAX_HOOK_LOG_SIZE"
 
 // DefaultKillGrace is how long a command hook has to exit after SIGTERM
@@ -63,7 +71,7 @@ type CommandHook struct {
 	name       string // the hook attribute of log records; path if empty
 	args       []string
 	killGrace  time.Duration
-	maxLogSize int
+	maxLogSize int // 1..MaxHookLogSizeLimit
 }
 
 // NewCommandHook returns the command hook that in describes, with
@@ -84,13 +92,9 @@ func NewCommandHook(in HookConfig) (*CommandHook, error) {
 	if err != nil {
 		return nil, err
 	}
-	maxLog := MaxHookLogSizeDefault
-	if s, ok := os.LookupEnv(EnvMaxHookLogSize); ok {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n <= 0 {
-			return nil, fmt.Errorf("environment variable %s: want a positive number of bytes, got %q", EnvMaxHookLogSize, s)
-		}
-		maxLog = n
+	maxLog, err := maxLogSizeFromEnv()
+	if err != nil {
+		return nil, err
 	}
 	return &CommandHook{
 		hookSettings: settings,
@@ -98,6 +102,21 @@ func NewCommandHook(in HookConfig) (*CommandHook, error) {
 		killGrace:    DefaultKillGrace,
 		maxLogSize:   maxLog,
 	}, nil
+}
+
+// maxLogSizeFromEnv returns the log size that ZREPL_MAX_HOOK_LOG_SIZE asks
+// for, MaxHookLogSizeDefault if it is unset or empty.
+func maxLogSizeFromEnv() (int, error) {
+	s := strings.TrimSpace(os.Getenv(EnvMaxHookLogSize))
+	if s == "" {
+		return MaxHookLogSizeDefault, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > MaxHookLogSizeLimit {
+		return 0, fmt.Errorf("environment variable %s: want a number of bytes from 1 to %d (%d MiB), got %q",
+			EnvMaxHookLogSize, MaxHookLogSizeLimit, MaxHookLogSizeLimit>>20, os.Getenv(EnvMaxHookLogSize))
+	}
+	return n, nil
 }
 
 // WithKillGrace returns a copy of h that waits d between SIGTERM and SIGKILL,
@@ -111,11 +130,12 @@ func (h *CommandHook) WithKillGrace(d time.Duration) *CommandHook {
 }
 
 // WithMaxLogSize returns a copy of h whose reports keep the last n bytes of
-// output. n <= 0 keeps h's value.
+// output. n <= 0 keeps h's value; n above MaxHookLogSizeLimit is taken as
+// MaxHookLogSizeLimit.
 func (h *CommandHook) WithMaxLogSize(n int) *CommandHook {
 	h2 := *h
 	if n > 0 {
-		h2.maxLogSize = n
+		h2.maxLogSize = min(n, MaxHookLogSizeLimit)
 	}
 	return &h2
 }

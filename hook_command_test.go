@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -375,4 +376,31 @@ func TestCommandHookCancelledSaysWhy(t *testing.T) {
 		rep := runHook(t, ctx, h, Pre, false, nil)
 		assert.EqualError(t, rep.Err, "cancelled (context deadline exceeded): signal: terminated")
 	})
+}
+
+func TestCommandHookMaxLogSizeIsBounded(t *testing.T) {
+	// Not parallel: it sets the environment.
+	for _, bad := range []string{"99999999999", "67108865", "0", "-1", "lots", "1e6", "0x100", "4 KiB"} {
+		t.Setenv(EnvMaxHookLogSize, bad)
+		_, err := NewCommandHook(HookConfig{Path: hookPath(t, "env")})
+		if assert.Error(t, err, bad) {
+			assert.Equal(t, `environment variable ZREPL_MAX_HOOK_LOG_SIZE: want a number of bytes from 1 to 67108864 (64 MiB), got "`+bad+`"`, err.Error())
+		}
+	}
+
+	captured := func(h *CommandHook, mib int) int {
+		rep := runHook(t, context.Background(), h, Pre, false, Env{"FLOOD_MIB": strconv.Itoa(mib)})
+		require.NoError(t, rep.Err)
+		return len(rep.CapturedStdoutStderrCombined)
+	}
+	for value, want := range map[string]int{"": MaxHookLogSizeDefault, " 4096\n": 4096, "67108864": MaxHookLogSizeLimit} {
+		t.Setenv(EnvMaxHookLogSize, value)
+		assert.Equal(t, want, captured(newCommandHook(t, "flood", HookConfig{}), 65), "%s=%q", EnvMaxHookLogSize, value)
+	}
+	os.Unsetenv(EnvMaxHookLogSize)
+
+	// From Go, a size beyond the limit is clamped to it (it was an out-of-memory crash).
+	h := newCommandHook(t, "flood", HookConfig{})
+	assert.Equal(t, MaxHookLogSizeLimit, captured(h.WithMaxLogSize(1<<40), 65))
+	assert.Equal(t, MaxHookLogSizeDefault, captured(h.WithMaxLogSize(-1), 2), "n <= 0 keeps the size")
 }

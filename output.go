@@ -32,7 +32,8 @@ type outputCapture struct {
 // headMax is the most output an outputCapture keeps before it makes its ring.
 const headMax = 64 << 10
 
-// newOutputCapture returns a capture of the last size bytes, size > 0.
+// newOutputCapture returns a capture of the last size bytes, 1 <= size <=
+// MaxHookLogSizeLimit.
 func newOutputCapture(size int) *outputCapture { return &outputCapture{size: size} }
 
 // write appends p to the captured output.
