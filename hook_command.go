@@ -67,11 +67,12 @@ const DefaultKillGrace = 5 * time.Second
 // A CommandHook is immutable and safe for concurrent use.
 type CommandHook struct {
 	hookSettings
-	path       string
-	name       string // the hook attribute of log records; path if empty
-	args       []string
-	killGrace  time.Duration
-	maxLogSize int // 1..MaxHookLogSizeLimit
+	path         string
+	name         string // the hook attribute of log records; path if empty
+	args         []string
+	killGrace    time.Duration
+	maxLogSize   int // 1..MaxHookLogSizeLimit
+	skipExitCode int // 0: none
 }
 
 // NewCommandHook returns the command hook that in describes, with
@@ -140,6 +141,18 @@ func (h *CommandHook) WithMaxLogSize(n int) *CommandHook {
 	return &h2
 }
 
+// WithSkipExitCode returns a copy of h whose Pre edge asks to skip the
+// snapshot when it exits with status code: its report is then no error, and
+// its SkipSnapshot method returns true. The code must be the exit status of
+// the main process, which exited on its own; on the Post edge, and after a
+// timeout or cancellation, the code is an error as any other non-zero status.
+// 0, the default, means that the hook cannot ask to skip.
+func (h *CommandHook) WithSkipExitCode(code int) *CommandHook {
+	h2 := *h
+	h2.skipExitCode = code
+	return &h2
+}
+
 // String returns the path of the executable.
 func (h *CommandHook) String() string { return h.path }
 
@@ -147,17 +160,24 @@ func (h *CommandHook) String() string { return h.path }
 // if the executable cannot be started, exits non-zero or by a signal, or
 // does not finish within the timeout ("timed out after 30s: signal:
 // terminated") or before ctx is done ("cancelled (<context.Cause>): signal:
-// terminated"); it does not start when ctx is already done.
+// terminated"); it does not start when ctx is already done. A Pre edge that
+// exits with the hook's skip exit code does not fail but asks to skip the
+// snapshot (see WithSkipExitCode).
 func (h *CommandHook) Run(ctx context.Context, edge Edge, phase Phase, dryRun bool, extra Env, state map[interface{}]interface{}) HookReport {
 	env := NewHookEnv(edge, phase, dryRun, h.timeout, extra)
 	out, err := h.exec(ctx, edge, env)
-	return &CommandHookReport{
+	rep := &CommandHookReport{
 		Command:                      h.path,
 		Args:                         h.args,
 		Env:                          env,
 		Err:                          err,
 		CapturedStdoutStderrCombined: out,
 	}
+	// Only an exit status of its own counts, not one wrapped in "timed out".
+	if exit, ok := err.(*exec.ExitError); ok && edge == Pre && h.skipExitCode != 0 && exit.ExitCode() == h.skipExitCode {
+		rep.Err, rep.Skip, rep.skipStatus = nil, true, exit.Error()
+	}
+	return rep
 }
 
 // exec runs the process and returns the tail of its output.
@@ -318,6 +338,12 @@ type CommandHookReport struct {
 	// CapturedStdoutStderrCombined holds the last bytes of the combined
 	// output, at most the hook's maximum log size.
 	CapturedStdoutStderrCombined []byte
+	// Skip is true when the Pre edge exited with the hook's skip exit code
+	// (CommandHook.WithSkipExitCode): the hook asks to skip the snapshot.
+	// Err is nil then.
+	Skip bool
+
+	skipStatus string // "exit status 75" when Skip is set by Run
 }
 
 // String renders the run as a command line that can be pasted into a POSIX
@@ -325,6 +351,7 @@ type CommandHookReport struct {
 //
 //	command hook: "ZREPL_DRYRUN='' ZREPL_FS='tank/db' ... /etc/hooks/x"
 //	command hook failed with "exit status 1": "ZREPL_DRYRUN='' ... /etc/hooks/x"
+//	command hook asked to skip the snapshot (exit status 75): "ZREPL_DRYRUN='' ... /etc/hooks/x"
 func (r *CommandHookReport) String() string {
 	keys := make([]string, 0, len(r.Env))
 	for k := range r.Env {
@@ -343,14 +370,26 @@ func (r *CommandHookReport) String() string {
 		b.WriteByte(' ')
 		b.WriteString(shellQuoteAlways(a))
 	}
+	if r.Skip && r.Err == nil {
+		status := ""
+		if r.skipStatus != "" {
+			status = " (" + r.skipStatus + ")"
+		}
+		return `command hook asked to skip the snapshot` + status + `: "` + b.String() + `"`
+	}
 	if r.Err == nil {
 		return `command hook: "` + b.String() + `"`
 	}
 	return fmt.Sprintf("command hook failed with %q: \"%s\"", r.Err.Error(), b.String())
 }
 
-// HadError reports whether the hook failed.
+// HadError reports whether the hook failed. A hook that asks to skip the
+// snapshot did not fail.
 func (r *CommandHookReport) HadError() bool { return r.Err != nil }
+
+// SkipSnapshot reports whether the hook asked to skip the snapshot: the
+// value of Skip.
+func (r *CommandHookReport) SkipSnapshot() bool { return r.Skip }
 
 // Error is "" when the hook succeeded, else "<String()> FAILED with error: <err>".
 func (r *CommandHookReport) Error() string {

@@ -404,3 +404,57 @@ func TestCommandHookMaxLogSizeIsBounded(t *testing.T) {
 	assert.Equal(t, MaxHookLogSizeLimit, captured(h.WithMaxLogSize(1<<40), 65))
 	assert.Equal(t, MaxHookLogSizeDefault, captured(h.WithMaxLogSize(-1), 2), "n <= 0 keeps the size")
 }
+
+func TestCommandHookSkipExitCode(t *testing.T) {
+	t.Parallel()
+	hook := newCommandHook(t, "exit-code", HookConfig{})
+	skip75 := hook.WithSkipExitCode(75)
+
+	pre := runHook(t, context.Background(), skip75, Pre, false, Env{"EXIT_CODE": "75"})
+	assert.NoError(t, pre.Err)
+	assert.False(t, pre.HadError())
+	assert.Equal(t, "", pre.Error())
+	assert.True(t, pre.Skip)
+	assert.True(t, pre.SkipSnapshot())
+	assert.Equal(t, "exiting with 75\n", string(pre.CapturedStdoutStderrCombined))
+	assert.Equal(t, `command hook asked to skip the snapshot (exit status 75): "EXIT_CODE='75' ZREPL_DRYRUN='' ZREPL_HOOKTYPE='pre_snapshot' ZREPL_TIMEOUT='30' `+hook.String()+`"`, pre.String())
+
+	dry := runHook(t, context.Background(), skip75, Pre, true, Env{"EXIT_CODE": "75"})
+	assert.True(t, dry.SkipSnapshot(), "a dry run skips too: the script decides")
+	assert.False(t, dry.HadError())
+
+	for _, c := range []struct {
+		name    string
+		hook    *CommandHook
+		edge    Edge
+		code    string
+		wantErr string
+	}{
+		{"post_edge_cannot_skip", skip75, Post, "75", "exit status 75"},
+		{"other_exit_code_is_an_error", skip75, Pre, "3", "exit status 3"},
+		{"success_is_no_skip", skip75, Pre, "0", ""},
+		{"no_skip_code_by_default", hook, Pre, "75", "exit status 75"},
+		{"zero_disables_it", skip75.WithSkipExitCode(0), Pre, "75", "exit status 75"},
+	} {
+		rep := runHook(t, context.Background(), c.hook, c.edge, false, Env{"EXIT_CODE": c.code})
+		assert.False(t, rep.Skip, c.name)
+		assert.False(t, rep.SkipSnapshot(), c.name)
+		if c.wantErr == "" {
+			assert.NoError(t, rep.Err, c.name)
+		} else {
+			assert.EqualError(t, rep.Err, c.wantErr, c.name)
+			assert.True(t, rep.HadError(), c.name)
+		}
+	}
+
+	t.Run("timed_out_hook_exiting_with_it_is_no_skip", func(t *testing.T) {
+		t.Parallel()
+		fifo, release := releaseFifo(t)
+		_, err := release.WriteString("exit\n") // it exits as soon as it gets SIGTERM
+		require.NoError(t, err)
+		h := newCommandHook(t, "term-late", HookConfig{Timeout: 200 * time.Millisecond}).WithSkipExitCode(75)
+		rep := runHook(t, context.Background(), h, Pre, false, Env{"RELEASE_FIFO": fifo, "EXIT_CODE": "75"})
+		assert.False(t, rep.SkipSnapshot())
+		assert.EqualError(t, rep.Err, "timed out after 200ms: exit status 75")
+	})
+}
