@@ -19,8 +19,9 @@ const maxLogLine = 64 << 10
 // The output goes to a plain slice while it is short (at most headMax
 // bytes), and only beyond that into a ring (armon/circbuf) of size bytes.
 // Making the 1 MiB ring for every run, whatever the hook writes, made a plan
-// with one /bin/true hook 1.5x to 2x as slow as two bare exec runs instead of
-// about 1.05x (BenchmarkCommandHookOverhead, 2.2 MB of garbage per plan).
+// with one /bin/true hook about 1.5x as slow as two bare exec runs instead of
+// about 1.2x (BenchmarkCommandHookOverhead, medians of interleaved rounds on
+// a 2-vCPU VM; 2.2 MB of garbage per plan).
 type outputCapture struct {
 	size int
 	// mu guards head and ring: stdout and stderr are copied by two goroutines.
@@ -57,8 +58,9 @@ func (o *outputCapture) write(p []byte) {
 
 // readBufs holds the read buffers of outputCapture.copy. A new 32 KiB buffer
 // per stream and run, as io.Copy makes, took the plan with one /bin/true
-// hook from about 1.05x to 1.3x two bare exec runs
-// (BenchmarkCommandHookOverhead on a loaded 2-vCPU VM).
+// hook from 1.18x to 1.20x two bare exec runs (BenchmarkCommandHookOverhead,
+// medians of 25 interleaved rounds): the budget is 1.16x, and os/exec's
+// Cancel already costs 0.02.
 var readBufs = sync.Pool{New: func() any { return new([64 << 10]byte) }}
 
 // copy reads r until EOF or an error into the capture and, when log is
