@@ -374,7 +374,8 @@ func TestCommandHookCancelledSaysWhy(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		defer cancel()
 		rep := runHook(t, ctx, h, Pre, false, nil)
-		assert.EqualError(t, rep.Err, "cancelled (context deadline exceeded): signal: terminated")
+		// ": signal: terminated", or ": not started" on a machine too busy to start it in time.
+		assert.ErrorContains(t, rep.Err, "cancelled (context deadline exceeded): ")
 	})
 }
 
@@ -452,9 +453,9 @@ func TestCommandHookSkipExitCode(t *testing.T) {
 		fifo, release := releaseFifo(t)
 		_, err := release.WriteString("exit\n") // it exits as soon as it gets SIGTERM
 		require.NoError(t, err)
-		h := newCommandHook(t, "term-late", HookConfig{Timeout: 200 * time.Millisecond}).WithSkipExitCode(75)
+		h := newCommandHook(t, "term-late", HookConfig{Timeout: time.Second}).WithSkipExitCode(75)
 		rep := runHook(t, context.Background(), h, Pre, false, Env{"RELEASE_FIFO": fifo, "EXIT_CODE": "75"})
 		assert.False(t, rep.SkipSnapshot())
-		assert.EqualError(t, rep.Err, "timed out after 200ms: exit status 75")
+		assert.EqualError(t, rep.Err, "timed out after 1s: exit status 75")
 	})
 }
