@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -17,15 +18,23 @@ import (
 // MaxHookLogSizeDefault is how many bytes of a command hook's combined output
 // its report keeps: the last ones. The environment variable
 // ZREPL_MAX_HOOK_LOG_SIZE overrides it, as in zrepl, and so does
-// CommandHook.WithMaxLogSize.
+// CommandHook.WithMaxLogSize, up to MaxHookLogSizeLimit.
 const MaxHookLogSizeDefault = 1 << 20
 
+// MaxHookLogSizeLimit is the largest log size a command hook accepts (64 MiB):
+// a hook holds a buffer of its log size while it runs, and its report a copy
+// of what it holds. ZREPL_MAX_HOOK_LOG_SIZE above it is an error;
+// CommandHook.WithMaxLogSize clamps to it.
+const MaxHookLogSizeLimit = 64 << 20
+
 // EnvMaxHookLogSize names the environment variable that overrides
-// MaxHookLogSizeDefault for the command hooks created after it is set.
+// MaxHookLogSizeDefault for the command hooks created after it is set: a
+// decimal number of bytes from 1 to MaxHookLogSizeLimit, spaces around it
+// ignored. Empty is the same as unset; anything else makes NewCommandHook fail.
 const EnvMaxHookLogSize = "ZREPL_MAX_HOOK_LOG_SIZE"
 
 // DefaultKillGrace is how long a command hook has to exit after SIGTERM
-// before its process group gets SIGKILL.
+// before it gets SIGKILL.
 const DefaultKillGrace = 5 * time.Second
 
 // CommandHook runs an executable for the Pre and Post edges.
@@ -38,13 +47,13 @@ const DefaultKillGrace = 5 * time.Second
 // too, with ZREPL_DRYRUN=true: the script decides what a dry run means.
 //
 // The process runs in a process group of its own. When the timeout expires or
-// the ctx of Run is done, the whole group gets SIGTERM, and SIGKILL if the
-// main process has not exited after the kill grace period. When the main
+// the ctx of Run is done, the whole group gets SIGTERM, and the main process
+// SIGKILL if it has not exited after the kill grace period. When the main
 // process has exited, on its own or not, whatever is left of its group is
 // killed with SIGKILL: no process of the hook outlives its step (a process
-// that left the group, with setsid say, is beyond reach). Run waits at most
-// the kill grace period for the output pipes to close after that, so a
-// process that escaped the group while holding them cannot make it hang.
+// that left the group, with setsid say, is beyond reach). Run reads the
+// output pipes for at most the kill grace period after that, so a process
+// that escaped the group while holding them cannot make it hang.
 //
 // Stdout and stderr are captured together, in the order they are read, into a
 // ring buffer whose last bytes (MaxHookLogSizeDefault) end up in the report;
@@ -58,11 +67,12 @@ const DefaultKillGrace = 5 * time.Second
 // A CommandHook is immutable and safe for concurrent use.
 type CommandHook struct {
 	hookSettings
-	path       string
-	name       string // the hook attribute of log records; path if empty
-	args       []string
-	killGrace  time.Duration
-	maxLogSize int
+	path         string
+	name         string // the hook attribute of log records; path if empty
+	args         []string
+	killGrace    time.Duration
+	maxLogSize   int // 1..MaxHookLogSizeLimit
+	skipExitCode int // 0: none
 }
 
 // NewCommandHook returns the command hook that in describes, with
@@ -83,13 +93,9 @@ func NewCommandHook(in HookConfig) (*CommandHook, error) {
 	if err != nil {
 		return nil, err
 	}
-	maxLog := MaxHookLogSizeDefault
-	if s, ok := os.LookupEnv(EnvMaxHookLogSize); ok {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n <= 0 {
-			return nil, fmt.Errorf("environment variable %s: want a positive number of bytes, got %q", EnvMaxHookLogSize, s)
-		}
-		maxLog = n
+	maxLog, err := maxLogSizeFromEnv()
+	if err != nil {
+		return nil, err
 	}
 	return &CommandHook{
 		hookSettings: settings,
@@ -97,6 +103,21 @@ func NewCommandHook(in HookConfig) (*CommandHook, error) {
 		killGrace:    DefaultKillGrace,
 		maxLogSize:   maxLog,
 	}, nil
+}
+
+// maxLogSizeFromEnv returns the log size that ZREPL_MAX_HOOK_LOG_SIZE asks
+// for, MaxHookLogSizeDefault if it is unset or empty.
+func maxLogSizeFromEnv() (int, error) {
+	s := strings.TrimSpace(os.Getenv(EnvMaxHookLogSize))
+	if s == "" {
+		return MaxHookLogSizeDefault, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > MaxHookLogSizeLimit {
+		return 0, fmt.Errorf("environment variable %s: want a number of bytes from 1 to %d (%d MiB), got %q",
+			EnvMaxHookLogSize, MaxHookLogSizeLimit, MaxHookLogSizeLimit>>20, os.Getenv(EnvMaxHookLogSize))
+	}
+	return n, nil
 }
 
 // WithKillGrace returns a copy of h that waits d between SIGTERM and SIGKILL,
@@ -110,12 +131,25 @@ func (h *CommandHook) WithKillGrace(d time.Duration) *CommandHook {
 }
 
 // WithMaxLogSize returns a copy of h whose reports keep the last n bytes of
-// output. n <= 0 keeps h's value.
+// output. n <= 0 keeps h's value; n above MaxHookLogSizeLimit is taken as
+// MaxHookLogSizeLimit.
 func (h *CommandHook) WithMaxLogSize(n int) *CommandHook {
 	h2 := *h
 	if n > 0 {
-		h2.maxLogSize = n
+		h2.maxLogSize = min(n, MaxHookLogSizeLimit)
 	}
+	return &h2
+}
+
+// WithSkipExitCode returns a copy of h whose Pre edge asks to skip the
+// snapshot when it exits with status code: its report is then no error, and
+// its SkipSnapshot method returns true. The code must be the exit status of
+// the main process, which exited on its own; on the Post edge, and after a
+// timeout or cancellation, the code is an error as any other non-zero status.
+// 0, the default, means that the hook cannot ask to skip.
+func (h *CommandHook) WithSkipExitCode(code int) *CommandHook {
+	h2 := *h
+	h2.skipExitCode = code
 	return &h2
 }
 
@@ -125,28 +159,43 @@ func (h *CommandHook) String() string { return h.path }
 // Run runs the executable for edge and returns a *CommandHookReport. It fails
 // if the executable cannot be started, exits non-zero or by a signal, or
 // does not finish within the timeout ("timed out after 30s: signal:
-// terminated") or before ctx is done.
+// terminated") or before ctx is done ("cancelled (<context.Cause>): signal:
+// terminated"); it does not start when ctx is already done. A Pre edge that
+// exits with the hook's skip exit code does not fail but asks to skip the
+// snapshot (see WithSkipExitCode).
 func (h *CommandHook) Run(ctx context.Context, edge Edge, phase Phase, dryRun bool, extra Env, state map[interface{}]interface{}) HookReport {
 	env := NewHookEnv(edge, phase, dryRun, h.timeout, extra)
 	out, err := h.exec(ctx, edge, env)
-	return &CommandHookReport{
+	rep := &CommandHookReport{
 		Command:                      h.path,
 		Args:                         h.args,
 		Env:                          env,
 		Err:                          err,
 		CapturedStdoutStderrCombined: out,
 	}
+	// Only an exit status of its own counts, not one wrapped in "timed out".
+	if exit, ok := err.(*exec.ExitError); ok && edge == Pre && h.skipExitCode != 0 && exit.ExitCode() == h.skipExitCode {
+		rep.Err, rep.Skip, rep.skipStatus = nil, true, exit.Error()
+	}
+	return rep
 }
 
 // exec runs the process and returns the tail of its output.
 func (h *CommandHook) exec(ctx context.Context, edge Edge, env Env) ([]byte, error) {
 	parent := ctx
+	var deadline time.Time
 	if h.timeout > 0 {
+		deadline = time.Now().Add(h.timeout)
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, h.timeout)
+		ctx, cancel = context.WithDeadline(ctx, deadline)
 		defer cancel()
 	}
 
+	// The pipes are made here, not by os/exec: with an *os.File as Stdout
+	// and Stderr, Wait returns as soon as the main process has exited, and
+	// not only once the pipes are closed, which a process left behind in
+	// the group (a daemon the hook started) would put off until it is
+	// killed below.
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("create output pipe: %w", err)
@@ -157,110 +206,99 @@ func (h *CommandHook) exec(ctx context.Context, edge Edge, env Env) ([]byte, err
 		outW.Close()
 		return nil, fmt.Errorf("create output pipe: %w", err)
 	}
-	cmd := exec.Command(h.path, h.args...)
+	cmd := exec.CommandContext(ctx, h.path, h.args...)
 	cmd.Env = os.Environ()
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, string(k)+"="+v)
 	}
-	cmd.Stdout, cmd.Stderr = outW, errW // *os.File: no copying goroutines in os/exec
+	cmd.Stdout, cmd.Stderr = outW, errW
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// When ctx is done, os/exec calls Cancel, and after WaitDelay kills the
+	// main process with SIGKILL; the rest of the group follows once the
+	// main process has been waited for.
+	var stoppedAt time.Time // set by Cancel, which happens before Wait returns
+	cmd.Cancel = func() error {
+		err := syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		if errors.Is(err, syscall.ESRCH) {
+			return os.ErrProcessDone // the hook ended on its own just now
+		}
+		stoppedAt = time.Now()
+		return err
+	}
+	cmd.WaitDelay = h.killGrace
 	err = cmd.Start()
 	outW.Close()
 	errW.Close()
 	if err != nil {
 		outR.Close()
 		errR.Close()
+		if ctx.Err() != nil { // os/exec starts nothing when ctx is done
+			return nil, h.stopped(parent, time.Now(), deadline, errors.New("not started"))
+		}
 		return nil, err
 	}
-	pgid := cmd.Process.Pid
 
-	log := GetLogger(ctx)
 	out := newOutputCapture(h.maxLogSize)
-	if log.Enabled(ctx, slog.LevelInfo) || log.Enabled(ctx, slog.LevelWarn) {
-		name := h.name
-		if name == "" {
-			name = h.path
-		}
-		attrs := []any{slog.String("hook", name), slog.String("edge", edge.String())}
-		if fs, ok := env[EnvFS]; ok {
-			attrs = append(attrs, slog.String("fs", fs))
-		}
-		log = log.With(attrs...)
-	}
-	copied := make(chan struct{}, 2)
-	go func() { out.copy(ctx, outR, log, "stdout", slog.LevelInfo); copied <- struct{}{} }()
-	go func() { out.copy(ctx, errR, log, "stderr", slog.LevelWarn); copied <- struct{}{} }()
+	log := h.outputLogger(ctx, edge, env)
+	var copying sync.WaitGroup
+	copying.Add(2)
+	go func() { defer copying.Done(); out.copy(ctx, outR, log, "stdout", slog.LevelInfo) }()
+	go func() { defer copying.Done(); out.copy(ctx, errR, log, "stderr", slog.LevelWarn) }()
 
-	// The main process is waited for right here, in a blocking wait, and
-	// stopped by a function that runs only if ctx is done first: no
-	// goroutine and no channel hand-off per run on the common path.
-	exited := make(chan struct{}) // closed once the main process has been waited for
-	stopperDone := make(chan struct{})
-	var stopped, killed bool // written by the stopper, read after stopperDone
-	stopStopper := context.AfterFunc(ctx, func() {
-		defer close(stopperDone)
-		select {
-		case <-exited:
-			return // it ended on its own
-		default:
-		}
-		stopped = true
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
-		grace := time.NewTimer(h.killGrace)
-		defer grace.Stop()
-		select {
-		case <-exited:
-		case <-grace.C:
-			killed = true
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		}
-	})
 	waitErr := cmd.Wait()
-	close(exited)
-	if !stopStopper() {
-		<-stopperDone // it ran: wait for its verdict
-	}
-	// The main process is gone; what is left of its group goes with it.
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-
-	// Drain the pipes; stop reading after the grace period if a process
-	// outside the group still holds them.
-	for n := 0; n < 2; {
-		select {
-		case <-copied:
-			n++
-			continue
-		default:
-		}
-		drain := time.NewTimer(h.killGrace)
-		for n < 2 {
-			select {
-			case <-copied:
-				n++
-			case <-drain.C:
-				now := time.Now()
-				_ = outR.SetReadDeadline(now)
-				_ = errR.SetReadDeadline(now)
-			}
-		}
-		drain.Stop()
-	}
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // what is left of the group
+	// A process that left the group may still hold the pipes: read them for
+	// at most the grace period.
+	drainEnd := time.Now().Add(h.killGrace)
+	_ = outR.SetReadDeadline(drainEnd)
+	_ = errR.SetReadDeadline(drainEnd)
+	copying.Wait()
 	outR.Close()
 	errR.Close()
 
-	if stopped {
-		if waitErr == nil {
-			waitErr = errors.New("exit status 0")
-		}
-		if killed {
-			waitErr = fmt.Errorf("%w (SIGKILL: still running %s after SIGTERM)", waitErr, h.killGrace)
-		}
-		if parent.Err() != nil {
-			return out.bytes(), fmt.Errorf("cancelled (%v): %w", context.Cause(parent), waitErr)
-		}
-		return out.bytes(), fmt.Errorf("timed out after %s: %w", h.timeout, waitErr)
+	if stoppedAt.IsZero() {
+		return out.bytes(), waitErr
 	}
-	return out.bytes(), waitErr
+	// The process was signalled: say how it ended, not what os/exec says
+	// for a process that exits 0 after Cancel (the ctx error).
+	var exit *exec.ExitError
+	if !errors.As(waitErr, &exit) {
+		waitErr = errors.New(cmd.ProcessState.String())
+	} else if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+		waitErr = fmt.Errorf("%w (SIGKILL: still running %s after SIGTERM)", waitErr, h.killGrace)
+	}
+	return out.bytes(), h.stopped(parent, stoppedAt, deadline, waitErr)
+}
+
+// stopped returns the error of a run that was stopped at time at because
+// its ctx was done: it timed out if that was at or after the deadline of its
+// own timeout, else it was cancelled by parent. The time decides, not which
+// ctx reports what: a parent whose deadline is a little later than the
+// hook's own (a Plan bounds a Post edge so) must not turn a timeout into a
+// cancellation, whatever the order in which the two timers are seen to fire.
+func (h *CommandHook) stopped(parent context.Context, at, deadline time.Time, err error) error {
+	if !deadline.IsZero() && !at.Before(deadline) {
+		return fmt.Errorf("timed out after %s: %w", h.timeout, err)
+	}
+	return fmt.Errorf("cancelled (%v): %w", context.Cause(parent), err)
+}
+
+// outputLogger returns the logger for the output of a run: that of ctx, with
+// the attributes hook, edge and fs.
+func (h *CommandHook) outputLogger(ctx context.Context, edge Edge, env Env) *slog.Logger {
+	log := GetLogger(ctx)
+	if !log.Enabled(ctx, slog.LevelInfo) && !log.Enabled(ctx, slog.LevelWarn) {
+		return log
+	}
+	name := h.name
+	if name == "" {
+		name = h.path
+	}
+	attrs := []any{slog.String("hook", name), slog.String("edge", edge.String())}
+	if fs, ok := env[EnvFS]; ok {
+		attrs = append(attrs, slog.String("fs", fs))
+	}
+	return log.With(attrs...)
 }
 
 // NewCommandCallback returns a callback that runs the program path with args
@@ -300,6 +338,12 @@ type CommandHookReport struct {
 	// CapturedStdoutStderrCombined holds the last bytes of the combined
 	// output, at most the hook's maximum log size.
 	CapturedStdoutStderrCombined []byte
+	// Skip is true when the Pre edge exited with the hook's skip exit code
+	// (CommandHook.WithSkipExitCode): the hook asks to skip the snapshot.
+	// Err is nil then.
+	Skip bool
+
+	skipStatus string // "exit status 75" when Skip is set by Run
 }
 
 // String renders the run as a command line that can be pasted into a POSIX
@@ -307,6 +351,7 @@ type CommandHookReport struct {
 //
 //	command hook: "ZREPL_DRYRUN='' ZREPL_FS='tank/db' ... /etc/hooks/x"
 //	command hook failed with "exit status 1": "ZREPL_DRYRUN='' ... /etc/hooks/x"
+//	command hook asked to skip the snapshot (exit status 75): "ZREPL_DRYRUN='' ... /etc/hooks/x"
 func (r *CommandHookReport) String() string {
 	keys := make([]string, 0, len(r.Env))
 	for k := range r.Env {
@@ -325,14 +370,26 @@ func (r *CommandHookReport) String() string {
 		b.WriteByte(' ')
 		b.WriteString(shellQuoteAlways(a))
 	}
+	if r.Skip && r.Err == nil {
+		status := ""
+		if r.skipStatus != "" {
+			status = " (" + r.skipStatus + ")"
+		}
+		return `command hook asked to skip the snapshot` + status + `: "` + b.String() + `"`
+	}
 	if r.Err == nil {
 		return `command hook: "` + b.String() + `"`
 	}
 	return fmt.Sprintf("command hook failed with %q: \"%s\"", r.Err.Error(), b.String())
 }
 
-// HadError reports whether the hook failed.
+// HadError reports whether the hook failed. A hook that asks to skip the
+// snapshot did not fail.
 func (r *CommandHookReport) HadError() bool { return r.Err != nil }
+
+// SkipSnapshot reports whether the hook asked to skip the snapshot: the
+// value of Skip.
+func (r *CommandHookReport) SkipSnapshot() bool { return r.Skip }
 
 // Error is "" when the hook succeeded, else "<String()> FAILED with error: <err>".
 func (r *CommandHookReport) Error() string {
