@@ -102,6 +102,7 @@ func NewCommandHook(in HookConfig) (*CommandHook, error) {
 		path:         in.Path,
 		killGrace:    DefaultKillGrace,
 		maxLogSize:   maxLog,
+		skipExitCode: in.SkipExitCode,
 	}, nil
 }
 

@@ -249,3 +249,42 @@ func TestPostEdgeWithTheLargestTimeoutIsNotCutShort(t *testing.T) {
 	assert.True(t, alive.Load(), "the post edge's ctx is alive")
 	assert.True(t, deadline.After(time.Now().Add(100*365*24*time.Hour)), "deadline %v", deadline)
 }
+
+// TestPlanSkipExitCode: a command hook configured with skip_exit_code that
+// exits with it in its pre edge skips the snapshot without an error; the
+// earlier hook's post edge learns that the snapshot was skipped.
+func TestPlanSkipExitCode(t *testing.T) {
+	t.Parallel()
+	record := t.TempDir() + "/record"
+	list, err := ListFromConfig(&HookList{
+		{Type: TypeCommand, Path: hookPath(t, "h1")},
+		{Type: TypeCommand, Path: hookPath(t, "exit-code"), SkipExitCode: 75},
+		{Type: TypeCommand, Path: hookPath(t, "h2")},
+	})
+	require.NoError(t, err)
+	var cbRan atomic.Bool
+	p, err := NewPlan(list, PhaseSnapshot, NewCallbackHook("snapshot", func(context.Context) error { cbRan.Store(true); return nil }, nil),
+		Env{EnvFS: "tank/db", "RECORD": record, "EXIT_CODE": "75"})
+	require.NoError(t, err)
+	p.Run(context.Background(), false)
+	rep := p.Report()
+
+	const skipped = StepSkippedDueToSkip
+	assert.Equal(t, []StepStatus{ok, StepSkipRequested, skipped, skipped, skipped, skipped, ok}, statuses(rep))
+	assert.False(t, cbRan.Load())
+	assert.False(t, rep.HadError())
+	assert.False(t, rep.HadFatalError())
+	assert.True(t, rep.HadSkip())
+	assert.Contains(t, rep[1].Report.String(), "asked to skip the snapshot (exit status 75)")
+	assert.Equal(t, "h1 pre_snapshot\nh1 post_snapshot\n", readFile(t, record))
+	js, err := rep.MarshalJSON()
+	require.NoError(t, err)
+	assert.Contains(t, string(js), `"status":"SkipRequested"`)
+
+	// Another exit status is an ordinary error.
+	p, err = NewPlan(list, PhaseSnapshot, NewCallbackHook("snapshot", func(context.Context) error { return nil }, nil),
+		Env{EnvFS: "tank/db", "EXIT_CODE": "74"})
+	require.NoError(t, err)
+	p.Run(context.Background(), false)
+	assert.Equal(t, StepErr, p.Report()[1].Status)
+}

@@ -106,3 +106,43 @@ func TestCheckScope(t *testing.T) {
 		t.Errorf("recursive check:\n%s", r.stdout)
 	}
 }
+
+// TestRunAndPreSkip: a pre hook that exits with its skip_exit_code makes
+// run exit 3 without running CMD, and pre exit 3 without leaving a holder;
+// the earlier hook's post edge runs and learns that the snapshot was skipped.
+func TestRunAndPreSkip(t *testing.T) {
+	dir := t.TempDir()
+	record := filepath.Join(dir, "record")
+	first := script(t, dir, "first", `echo "first $ZREPL_HOOKTYPE ${ZREPL_CALLBACK_RESULT:-}" >>"`+record+`"`)
+	skipper := script(t, dir, "skipper", `[ "$ZREPL_HOOKTYPE" = pre_snapshot ] && exit 75; exit 0`)
+	cfg := config(t, dir, "- {type: command, path: "+first+"}\n- {type: command, path: "+skipper+", skip_exit_code: 75}\n")
+	marker := filepath.Join(dir, "snapshot-taken")
+
+	r := run(t, "run", "-c", cfg, "--fs", "tank/db", "--json", "--", "touch", marker)
+	if r.code != exitSkipped {
+		t.Fatalf("run: exit code %d, want %d\n%s\n%s", r.code, exitSkipped, r.stdout, r.stderr)
+	}
+	if exists(marker) {
+		t.Error("CMD ran although a pre hook asked to skip")
+	}
+	j := parseJSON(t, r)
+	if !j.Skipped || j.HadError || !strings.Contains(j.Result, "asked to skip") {
+		t.Errorf("JSON: skipped %v, had_error %v, result %q", j.Skipped, j.HadError, j.Result)
+	}
+	if got := readFile(t, record); got != "first pre_snapshot \nfirst post_snapshot skipped\n" {
+		t.Errorf("record %q", got)
+	}
+
+	os.Remove(record)
+	e := newSplitEnv(t)
+	pr, _ := e.pre(t, nil, "-c", cfg, "--fs", "tank/db")
+	if pr.code != exitSkipped {
+		t.Fatalf("pre: exit code %d, want %d\n%s\n%s", pr.code, exitSkipped, pr.stdout, pr.stderr)
+	}
+	if got := readFile(t, record); got != "first pre_snapshot \nfirst post_snapshot skipped\n" {
+		t.Errorf("pre: record %q", got)
+	}
+	if p := e.post(t, nil, "--fs", "tank/db"); p.code == exitOK {
+		t.Errorf("post after a skipped pre exited 0:\n%s", p.stdout)
+	}
+}
