@@ -66,6 +66,16 @@ func (r *CallbackHookReport) String() string {
 	return r.Name
 }
 
+// Output returns the last bytes of the output of a callback made by
+// NewCommandCallback that failed, or nil.
+func (r *CallbackHookReport) Output() []byte {
+	var e *outputError
+	if errors.As(r.Err, &e) {
+		return e.output
+	}
+	return nil
+}
+
 // HadError reports whether the callback returned an error.
 func (r *CallbackHookReport) HadError() bool { return r.Err != nil }
 

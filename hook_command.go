@@ -308,7 +308,9 @@ func (h *CommandHook) outputLogger(ctx context.Context, edge Edge, env Env) *slo
 // output logged line by line as "hook output" with hook=name and
 // edge=Callback. A timeout of 0 means none; the callback is still stopped
 // (SIGTERM, SIGKILL after DefaultKillGrace) when its ctx is done. The error
-// names the program and says how it failed.
+// names the program and says how it failed; it carries the last
+// MaxHookLogSizeDefault bytes of the program's output, which
+// CallbackHookReport.Output returns.
 func NewCommandCallback(name, path string, args []string, env Env, timeout time.Duration) HookJobCallback {
 	h := &CommandHook{
 		path:         path,
@@ -323,12 +325,25 @@ func NewCommandCallback(name, path string, args []string, env Env, timeout time.
 		envCopy[k] = v
 	}
 	return func(ctx context.Context) error {
-		if _, err := h.exec(ctx, Callback, envCopy); err != nil {
-			return fmt.Errorf("%s: %w", shellQuote(path), err)
+		if out, err := h.exec(ctx, Callback, envCopy); err != nil {
+			return &outputError{err: fmt.Errorf("%s: %w", shellQuote(path), err), output: out}
 		}
 		return nil
 	}
 }
+
+// outputError is an error of a program that carries the end of its output.
+type outputError struct {
+	err    error
+	output []byte
+}
+
+func (e *outputError) Error() string { return e.err.Error() }
+func (e *outputError) Unwrap() error { return e.err }
+
+// Output returns the last bytes of the combined stdout and stderr of the
+// hook, as CapturedStdoutStderrCombined.
+func (r *CommandHookReport) Output() []byte { return r.CapturedStdoutStderrCombined }
 
 // CommandHookReport is the report of a CommandHook run.
 type CommandHookReport struct {

@@ -306,15 +306,16 @@ func (r PlanReport) WriteLogfmt(w io.Writer) error {
 	return err
 }
 
-// outputTail returns the last max bytes, at most, of the output captured by
-// a command hook's report, starting at a line if one starts in them, as
-// valid UTF-8; "" for other reports.
+// outputTail returns the last max bytes, at most, of the output a step
+// captured (see CommandHookReport.Output, CallbackHookReport.Output),
+// starting at a line if one starts in them, as valid UTF-8; "" for reports
+// without output.
 func outputTail(rep HookReport, max int) string {
-	r, ok := rep.(*CommandHookReport)
-	if !ok || r == nil {
+	r, ok := rep.(interface{ Output() []byte })
+	if !ok || isNil(r) {
 		return ""
 	}
-	out := r.CapturedStdoutStderrCombined
+	out := r.Output()
 	if len(out) > max {
 		out = out[len(out)-max:]
 		if i := bytes.IndexByte(out, '\n'); i >= 0 && i < len(out)-1 {

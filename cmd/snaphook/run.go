@@ -265,8 +265,8 @@ func writeTextReport(w io.Writer, rep hooks.PlanReport, summary string) {
 			continue
 		}
 		fmt.Fprintf(w, "%02d %s\n", i+1, sanitize(st.Report.String()))
-		if cr, ok := st.Report.(*hooks.CommandHookReport); ok && cr != nil {
-			writeOutputTail(w, cr.CapturedStdoutStderrCombined)
+		if o, ok := st.Report.(interface{ Output() []byte }); ok {
+			writeOutputTail(w, o.Output())
 		}
 	}
 	fmt.Fprintln(w, sanitize(summary))

@@ -146,3 +146,19 @@ func TestRunAndPreSkip(t *testing.T) {
 		t.Errorf("post after a skipped pre exited 0:\n%s", p.stdout)
 	}
 }
+
+// TestRunShowsWhyCMDFailed: the last lines of a failed CMD's output are in
+// the text report and in the JSON, as for a failed hook.
+func TestRunShowsWhyCMDFailed(t *testing.T) {
+	dir := t.TempDir()
+	cfg := config(t, dir, "- {type: command, path: /bin/true}\n")
+	cmd := []string{"sh", "-c", "echo 'cannot open tank/db: dataset is busy' >&2; exit 1"}
+	r := run(t, append([]string{"run", "-c", cfg, "--fs", "tank/db", "--"}, cmd...)...)
+	if r.code != exitSnapshotFailed || !strings.Contains(r.stdout, "   | cannot open tank/db: dataset is busy\n") {
+		t.Errorf("exit code %d, stdout:\n%s", r.code, r.stdout)
+	}
+	r = run(t, append([]string{"run", "-c", cfg, "--fs", "tank/db", "--json", "--"}, cmd...)...)
+	if !strings.Contains(r.stdout, `"output": "cannot open tank/db: dataset is busy\n"`) {
+		t.Errorf("JSON lacks the output:\n%s", r.stdout)
+	}
+}
