@@ -1,7 +1,11 @@
 // Package e2e holds the end-to-end tests of snaphooks: real btrfs snapshots
 // of live MariaDB and PostgreSQL servers, taken through hooks.Plan with the
 // database hooks, restored to writable copies and checked by starting a
-// second server on each copy.
+// second server on each copy. One test takes the MariaDB snapshot through
+// the snaphook command instead (`snaphook run --fs e2e/mariadb-data --fs
+// e2e/mariadb-log`, built with the go command into SNAPHOOKS_E2E_TMP), with
+// a hook list file that holds the lock user's DSN and is removed after the
+// run.
 //
 // The tests are in files with the build tag e2e, so `go test ./...` does not
 // build them. Run them with scripts/e2e.sh (as root), which makes the btrfs
@@ -10,7 +14,8 @@
 // everything down. It passes the tests, in the environment:
 //
 //	SNAPHOOKS_E2E=1
-//	SNAPHOOKS_E2E_TMP          a directory for the sockets and logs of the copies' servers
+//	SNAPHOOKS_E2E_TMP          a directory for the sockets and logs of the copies' servers,
+//	                           and for snaphook, its hook list and CMD
 //	SNAPHOOKS_E2E_SNAPDIR      a btrfs subvolume under which snapshots and copies are made
 //	SNAPHOOKS_E2E_MY_DATA      subvolume: MariaDB's datadir
 //	SNAPHOOKS_E2E_MY_LOG       subvolume: MariaDB's innodb_log_group_home_dir
@@ -20,7 +25,8 @@
 //	SNAPHOOKS_E2E_MY_OPTS      the primary's mariadbd options, for the copies' servers
 //	SNAPHOOKS_E2E_PG_BIN       directory of postgres, pg_controldata
 //	SNAPHOOKS_E2E_MY_ADMIN_DSN all privileges (writer, checks)
-//	SNAPHOOKS_E2E_MY_LOCK_DSN  RELOAD only: the DSN of the mysql-lock-tables hook
+//	SNAPHOOKS_E2E_MY_LOCK_DSN  RELOAD only: the DSN of the mysql-lock-tables and
+//	                           mariadb-backup-stage hooks
 //	SNAPHOOKS_E2E_PG_ADMIN_DSN superuser (writer, checks)
 //	SNAPHOOKS_E2E_PG_CHKPT_DSN pg_checkpoint only: the DSN of the postgres-checkpoint hook
 //	SNAPHOOKS_E2E_TRIES        tries of each negative case

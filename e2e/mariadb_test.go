@@ -33,6 +33,7 @@ import (
 // entry (HookFromConfig must know it, or its entry fails the test).
 var lockHookTypes = []string{
 	hooks.TypeMySQLLockTables,
+	hooks.TypeMariaDBBackupStage,
 }
 
 const (

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # scripts/e2e.sh — end-to-end tests: real btrfs snapshots of live MariaDB and
-# PostgreSQL servers, taken through the library's plans, restored and checked.
+# PostgreSQL servers, taken through the library's plans (and once through
+# `snaphook run` with two --fs), restored and checked.
 #
 # As root, this:
 #   1. installs btrfs-progs (and postgresql, mariadb-server) if missing;
