@@ -27,7 +27,8 @@ type Plan struct {
 	steps  []Step
 	states []map[interface{}]interface{}
 	envs   []Env
-	cbEnv  Env // the extra env of the callback
+	cbEnv  Env  // the extra env of the callback
+	shared bool // every hook has the same env (a NewPlan): post edges can share theirs too
 	logFS  slog.Attr
 
 	ran atomic.Bool
@@ -79,7 +80,12 @@ func NewPlan(hooks *List, phase Phase, cb *CallbackHook, extra Env) (*Plan, erro
 	for i := range list {
 		envs[i], datasets[i] = env, all
 	}
-	return newPlan(list, phase, cb, envs, datasets, env, all)
+	p, err := newPlan(list, phase, cb, envs, datasets, env, all)
+	if err != nil {
+		return nil, err
+	}
+	p.shared = true
+	return p, nil
 }
 
 // newPlan makes the plan of list around cb. envs[i] is the extra env of hook
@@ -167,7 +173,7 @@ func (p *Plan) Run(ctx context.Context, dryRun bool) {
 		return
 	}
 	log := GetLogger(ctx)
-	if p.logFS.Key != "" {
+	if p.logFS.Key != "" && log.Enabled(ctx, slog.LevelError) {
 		log = log.With(p.logFS)
 	}
 
@@ -210,16 +216,26 @@ func (p *Plan) Run(ctx context.Context, dryRun bool) {
 	}
 	cbResult := resultOf(cb.Status) // only this goroutine writes statuses
 
+	// The env of a Post edge is its hook's with the results added. Hooks
+	// that share one env share these maps too, one per result.
+	postEnvs := map[string]Env{}
+	postEnv := func(i int, preResult string) Env {
+		if env, ok := postEnvs[preResult]; ok && p.shared {
+			return env
+		}
+		env := copyEnv(p.envs[i])
+		env[EnvPreResult], env[EnvCallbackResult] = preResult, cbResult
+		postEnvs[preResult] = env
+		return env
+	}
+
 	// Unwind. Cleanup must not depend on the caller's ctx still being alive.
 	postCtx := context.WithoutCancel(ctx)
 	for i := p.hooks() - 1; i >= 0; i-- {
 		pre, post := p.pre(i), p.post(i)
 		switch {
 		case pre.Status == StepOk || preRan[i] && postOnPreError(post.Hook):
-			env := copyEnv(p.envs[i])
-			env[EnvPreResult] = resultOf(pre.Status)
-			env[EnvCallbackResult] = cbResult
-			p.execPost(postCtx, log, post, p.states[i], env, dryRun)
+			p.execPost(postCtx, log, post, p.states[i], postEnv(i, resultOf(pre.Status)), dryRun)
 		case !preRan[i]:
 			p.skipPost(ctx, log, post, why.status())
 		case pre.Status == StepSkipRequested:
