@@ -243,8 +243,8 @@ func (h *CommandHook) exec(ctx context.Context, edge Edge, env Env) ([]byte, err
 	log := h.outputLogger(ctx, edge, env)
 	var copying sync.WaitGroup
 	copying.Add(2)
-	go func() { defer copying.Done(); out.copy(ctx, outR, log, "stdout", slog.LevelInfo) }()
-	go func() { defer copying.Done(); out.copy(ctx, errR, log, "stderr", slog.LevelWarn) }()
+	go func() { defer copying.Done(); out.readStream(ctx, outR, log, "stdout", slog.LevelInfo) }()
+	go func() { defer copying.Done(); out.readStream(ctx, errR, log, "stderr", slog.LevelWarn) }()
 
 	waitErr := cmd.Wait()
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // what is left of the group

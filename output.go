@@ -63,9 +63,9 @@ func (o *outputCapture) write(p []byte) {
 // Cancel already costs 0.02.
 var readBufs = sync.Pool{New: func() any { return new([64 << 10]byte) }}
 
-// copy reads r until EOF or an error into the capture and, when log is
+// readStream reads r until EOF or an error into the capture and, when log is
 // enabled at level, line by line into log with the line under key stream.
-func (o *outputCapture) copy(ctx context.Context, r io.Reader, log *slog.Logger, stream string, level slog.Level) {
+func (o *outputCapture) readStream(ctx context.Context, r io.Reader, log *slog.Logger, stream string, level slog.Level) {
 	var lines *lineSplitter
 	if log.Enabled(ctx, level) {
 		lines = &lineSplitter{emit: func(line []byte, partial bool) {
