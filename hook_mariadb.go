@@ -2,7 +2,6 @@ package hooks
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -127,38 +126,9 @@ func (h *MariaDBBackupStage) Run(ctx context.Context, edge Edge, phase Phase, dr
 }
 
 func (h *MariaDBBackupStage) pre(parent context.Context, log *slog.Logger, dryRun bool, extra Env, state map[interface{}]interface{}) *MariaDBBackupStageReport {
-	first := mariadbBackupStages[0]
-	rep := &MariaDBBackupStageReport{What: first}
-	if state == nil {
-		rep.Err = errors.New("no state map to keep the connection in for the post edge")
-		return rep
-	}
-	if old, ok := state[mariadbStateKey{}].(*mysqlLockState); ok {
-		// Not done by a Plan. Never leave a lock behind all the same.
-		delete(state, mariadbStateKey{})
-		_ = old.end()
-	}
-	fs, pass, err := dbHookFilesystem(h.filter, extra)
-	if err != nil {
-		rep.Err = err
-		return rep
-	}
-	if !pass {
-		log.DebugContext(parent, "filesystem not matched by the hook's filter: no lock")
-		rep.What = first + " skipped: filesystem " + fs + " not matched"
-		state[mariadbStateKey{}] = &mysqlLockState{noLock: "the filesystem was not matched"}
-		return rep
-	}
-
-	ctx, cancel := context.WithTimeout(parent, h.timeout)
-	defer cancel()
-	st, what, err := h.lock(ctx, log, dryRun)
-	rep.What = what
-	if err == nil {
-		state[mariadbStateKey{}] = st
-	}
-	rep.Err = redactSecret(describeTimeout(parent, ctx, h.timeout, err), h.config.Passwd)
-	return rep
+	what, err := takeMySQLSession(parent, log, extra, state, mariadbStateKey{}, mariadbBackupStages[0], h.hookSettings, h.config.Passwd,
+		func(ctx context.Context) (*mysqlLockState, string, error) { return h.lock(ctx, log, dryRun) })
+	return &MariaDBBackupStageReport{What: what, Err: err}
 }
 
 // lock connects, checks the server and enters the backup stages (or only

@@ -743,7 +743,7 @@ func TestMariaDBBackupStageDryRunTakesNoLock(t *testing.T) {
 	ran := false
 	cb := func(ctx context.Context) error {
 		ran = true
-		if ids, err := mySessions(ctx, admin, user); err != nil || len(ids) != 0 {
+		if ids, err := myAwaitNoSessions(ctx, admin, user); err != nil || len(ids) != 0 {
 			t.Errorf("during the dry-run callback: sessions of %s: %v, %v; want none", user, ids, err)
 		}
 		if err := myTryInsert(ctx, writer); err != nil {

@@ -168,39 +168,51 @@ func (h *MySQLLockTables) Run(ctx context.Context, edge Edge, phase Phase, dryRu
 }
 
 func (h *MySQLLockTables) pre(parent context.Context, log *slog.Logger, dryRun bool, extra Env, state map[interface{}]interface{}) *MyLockTablesReport {
-	rep := &MyLockTablesReport{What: mysqlLockStmt}
+	what, err := takeMySQLSession(parent, log, extra, state, mysqlStateKey{}, mysqlLockStmt, h.hookSettings, h.config.Passwd,
+		func(ctx context.Context) (*mysqlLockState, string, error) {
+			st, err := h.lock(ctx, log, dryRun)
+			if err == nil && dryRun {
+				return st, mysqlLockStmt + " (dry run: connected and pinged, took no lock)", nil
+			}
+			return st, mysqlLockStmt, err
+		})
+	return &MyLockTablesReport{What: what, Err: err}
+}
+
+// takeMySQLSession is the Pre edge of a hook that holds a lock on one pinned
+// MySQL session (mysql-lock-tables, mariadb-backup-stage). It checks the
+// state map and the hook's filter, runs lock bounded by the hook's timeout,
+// and keeps the session lock returns in state under key, for
+// releaseMySQLSession in the Post edge. first names the edge's first
+// statement, for the report of an edge that takes no lock. It returns what
+// to report and the error, without the password.
+func takeMySQLSession(parent context.Context, log *slog.Logger, extra Env, state map[interface{}]interface{}, key any, first string,
+	s hookSettings, passwd string, lock func(ctx context.Context) (st *mysqlLockState, what string, err error)) (string, error) {
 	if state == nil {
-		rep.Err = errors.New("no state map to keep the connection in for the post edge")
-		return rep
+		return first, errors.New("no state map to keep the connection in for the post edge")
 	}
-	if old, ok := state[mysqlStateKey{}].(*mysqlLockState); ok {
+	if old, ok := state[key].(*mysqlLockState); ok {
 		// Not done by a Plan. Never leave a lock behind all the same.
-		delete(state, mysqlStateKey{})
+		delete(state, key)
 		_ = old.end()
 	}
-	fs, pass, err := dbHookFilesystem(h.filter, extra)
+	fs, pass, err := dbHookFilesystem(s.filter, extra)
 	if err != nil {
-		rep.Err = err
-		return rep
+		return first, err
 	}
 	if !pass {
 		log.DebugContext(parent, "filesystem not matched by the hook's filter: no lock")
-		rep.What = mysqlLockStmt + " skipped: filesystem " + fs + " not matched"
-		state[mysqlStateKey{}] = &mysqlLockState{noLock: "the filesystem was not matched"}
-		return rep
+		state[key] = &mysqlLockState{noLock: "the filesystem was not matched"}
+		return first + " skipped: filesystem " + fs + " not matched", nil
 	}
 
-	ctx, cancel := context.WithTimeout(parent, h.timeout)
+	ctx, cancel := context.WithTimeout(parent, s.timeout)
 	defer cancel()
-	st, err := h.lock(ctx, log, dryRun)
-	if err == nil && dryRun {
-		rep.What = mysqlLockStmt + " (dry run: connected and pinged, took no lock)"
-	}
+	st, what, err := lock(ctx)
 	if err == nil {
-		state[mysqlStateKey{}] = st
+		state[key] = st
 	}
-	rep.Err = redactSecret(describeTimeout(parent, ctx, h.timeout, err), h.config.Passwd)
-	return rep
+	return what, redactSecret(describeTimeout(parent, ctx, s.timeout, err), passwd)
 }
 
 // lock connects and takes the lock (or pings, in a dry run). On success in a
