@@ -28,6 +28,8 @@ set -euo pipefail
 
 export PATH="/usr/local/go/bin:${PATH}:/usr/sbin:/sbin"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 readonly MY_ADMIN_USER=e2e_admin MY_ADMIN_PASS=s3cret-e2e-my-admin
 readonly MY_LOCK_USER=e2e_lock MY_LOCK_PASS=s3cret-e2e-my-lock
@@ -41,7 +43,6 @@ if [[ "${1:-}" == --bench ]]; then
 	shift
 fi
 
-log() { printf '==> %s\n' "$*" >&2; }
 die() {
 	printf 'scripts/e2e.sh: error: %s\n' "$*" >&2
 	exit 1
@@ -58,42 +59,8 @@ MY_PID=""
 CHILD_PGID=""
 PG_BIN=""
 
-# alive tells whether process $1 exists and is not a zombie.
-alive() {
-	local stat
-	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-	stat=${stat##*) }
-	[[ "${stat%% *}" != Z ]]
-}
 
-# await_exit_or_kill waits up to $3 tenths of a second for process $1 (named
-# $2 in the log) to exit, then kills it.
-await_exit_or_kill() {
-	local i
-	for ((i = 0; i < $3; i++)); do
-		alive "$1" || return 0
-		sleep 0.1
-	done
-	if alive "$1"; then
-		log "$2 (pid $1) did not stop; killing it"
-		kill -KILL "$1" 2>/dev/null || true
-	fi
-}
 
-# stop_child ends the running go test and everything in its process group
-# (the test binary and the servers it started on snapshot copies).
-stop_child() {
-	[[ -n "$CHILD_PGID" ]] || return 0
-	kill -TERM -- "-$CHILD_PGID" 2>/dev/null || true
-	local i
-	for ((i = 0; i < 50; i++)); do
-		kill -0 -- "-$CHILD_PGID" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL -- "-$CHILD_PGID" 2>/dev/null || true
-	wait "$CHILD_PGID" 2>/dev/null || true
-	CHILD_PGID=""
-}
 
 # stop_strays kills every other process whose command line names our temp
 # dir: a server the tests started on a snapshot copy that escaped the process
@@ -184,17 +151,6 @@ unformatted=$(gofmt -l e2e)
 [[ -z "$unformatted" ]] || die "gofmt: not formatted: $unformatted"
 go vet -tags e2e ./e2e/
 
-find_pg_bin() {
-	local d
-	d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)
-	[[ -n "$d" && -x "$d/initdb" && -x "$d/postgres" ]] && printf '%s\n' "$d"
-	return 0
-}
-first_cmd() {
-	local c
-	for c in "$@"; do command -v "$c" 2>/dev/null && return 0; done
-	return 0
-}
 
 install_missing() {
 	local pkgs=()
@@ -235,8 +191,6 @@ grep -qw btrfs /proc/filesystems || die "the kernel has no btrfs"
 # ---------------------------------------------------------------------------
 # The filesystem.
 
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 t_start=$(now)
 
 TMP=$(mktemp -d /tmp/snaphooks-e2e.XXXXXX)
@@ -263,18 +217,6 @@ log "btrfs on $LOOP mounted at $MNT"
 # ---------------------------------------------------------------------------
 # Servers.
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() {
-	local p=$1 i
-	for ((i = 0; i < 200; i++, p++)); do
-		port_busy "$p" || { printf '%s\n' "$p"; return 0; }
-	done
-	die "no free port in $1..$((p - 1))"
-}
-show_log() {
-	printf -- '----- %s -----\n' "$1" >&2
-	tail -n 40 "$1" >&2 2>/dev/null || true
-}
 
 # The MariaDB options of the primary, which the tests reuse for the servers
 # they start on snapshot copies (with their own datadir, log dir and port).
@@ -396,16 +338,6 @@ export SNAPHOOKS_E2E_ROUNDS=${SNAPHOOKS_E2E_ROUNDS:-7}
 # Tests.
 
 TEST_LOG=$TMP/go-test.log
-run_child() {
-	set -m
-	"$@" </dev/null &
-	CHILD_PGID=$!
-	set +m
-	local rc=0
-	wait "$CHILD_PGID" || rc=$?
-	CHILD_PGID=""
-	return "$rc"
-}
 go_test() {
 	if ((BENCH)); then
 		go test -tags e2e -count=1 -timeout 20m -run '^$' -bench . -benchtime 1x -v ./e2e/ "$@" 2>&1 | tee "$TEST_LOG"

@@ -23,6 +23,8 @@ set -euo pipefail
 
 export PATH="/usr/local/go/bin:${PATH}"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 # Passwords are plain but unmistakable, so tests can assert they never leak into output.
 readonly PG_ADMIN_USER=snaphooks_admin PG_ADMIN_PASS=s3cret-pg-admin
@@ -34,7 +36,6 @@ readonly MY_WRITER_USER=snaphooks_writer MY_WRITER_PASS=s3cret-my-writer
 readonly MY_TEST_DB=snaphooks_test
 readonly READY_TIMEOUT=60 # seconds a server may take to come up
 
-log() { printf '==> %s\n' "$*" >&2; }
 die() {
 	printf 'scripts/test.sh: error: %s\n' "$*" >&2
 	exit 1
@@ -52,41 +53,8 @@ CHILD_PGID=""
 POLICY_INSTALLED=0
 POLICY_BACKUP=""
 
-# alive tells whether process $1 exists and is not a zombie: kill -0 also
-# succeeds for a zombie (our child until we wait for it; an orphan until PID 1,
-# which on these machines is slow to reap, gets to it).
-alive() {
-	local stat
-	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-	stat=${stat##*) }
-	[[ "${stat%% *}" != Z ]]
-}
 
-# group_alive tells whether process group $1 has a member that is not a zombie.
-group_alive() {
-	local f stat fields
-	for f in /proc/[0-9]*/stat; do
-		stat=$(cat "$f" 2>/dev/null) || continue
-		read -r -a fields <<<"${stat##*) }"
-		# fields: state ppid pgrp ...
-		[[ "${fields[2]}" == "$1" && "${fields[0]}" != Z ]] && return 0
-	done
-	return 1
-}
 
-# await_exit_or_kill waits up to $3 tenths of a second for process $1 (named
-# $2 in the log) to exit, then kills it.
-await_exit_or_kill() {
-	local i
-	for ((i = 0; i < $3; i++)); do
-		alive "$1" || return 0
-		sleep 0.1
-	done
-	if alive "$1"; then
-		log "$2 (pid $1) did not stop; killing it"
-		kill -KILL "$1" 2>/dev/null || true
-	fi
-}
 
 stop_postgres() {
 	[[ -n "$PG_PID" ]] || return 0
@@ -109,19 +77,6 @@ stop_mariadb() {
 	MY_PID=""
 }
 
-# stop_child ends the running go test (its own process group), if any.
-stop_child() {
-	[[ -n "$CHILD_PGID" ]] || return 0
-	kill -TERM -- "-$CHILD_PGID" 2>/dev/null || true
-	local i
-	for ((i = 0; i < 100; i++)); do
-		group_alive "$CHILD_PGID" || break
-		sleep 0.1
-	done
-	kill -KILL -- "-$CHILD_PGID" 2>/dev/null || true
-	wait "$CHILD_PGID" 2>/dev/null || true
-	CHILD_PGID=""
-}
 
 restore_policy_rc_d() {
 	((POLICY_INSTALLED)) || return 0
@@ -177,27 +132,7 @@ go vet ./...
 # refuses to run as root).
 [[ $(id -u) == 0 ]] || die "run as root: it installs packages and starts servers as the postgres and mysql users"
 
-find_pg_bin() {
-	local d
-	d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)
-	if [[ -n "$d" && -x "$d/initdb" && -x "$d/pg_ctl" && -x "$d/postgres" ]]; then
-		printf '%s\n' "$d"
-	fi
-}
 
-# first_cmd prints the path of the first of its arguments that is an executable
-# (a name is looked up in PATH, /usr/sbin and /usr/bin).
-first_cmd() {
-	local c
-	for c in "$@"; do
-		if [[ "$c" == /* ]]; then
-			[[ -x "$c" ]] && { printf '%s\n' "$c"; return 0; }
-		else
-			PATH="$PATH:/usr/sbin:/usr/bin:/sbin:/bin" command -v "$c" 2>/dev/null && return 0
-		fi
-	done
-	return 0
-}
 
 find_mariadbd() { first_cmd mariadbd mysqld /usr/sbin/mariadbd /usr/sbin/mysqld; }
 find_install_db() { first_cmd mariadb-install-db mysql_install_db; }
@@ -256,17 +191,7 @@ id postgres >/dev/null 2>&1 || die "no postgres user (PostgreSQL refuses to run 
 TMP=$(mktemp -d /tmp/snaphooks-test.XXXXXX)
 chmod 755 "$TMP" # the postgres and mysql users must reach their subdirectories
 
-# port_busy tells whether something accepts connections on 127.0.0.1:$1.
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# free_port prints the first port from $1 on that nobody listens on.
-free_port() {
-	local p=$1 i
-	for ((i = 0; i < 200; i++, p++)); do
-		port_busy "$p" || { printf '%s\n' "$p"; return 0; }
-	done
-	die "no free port in $1..$((p - 1))"
-}
 
 # pick_port VAR DEFAULT: an explicit env port must be free; the default moves on when busy.
 pick_port() {
@@ -280,14 +205,7 @@ pick_port() {
 	fi
 }
 
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
-show_log() {
-	printf -- '----- %s -----\n' "$1" >&2
-	tail -n 60 "$1" >&2 2>/dev/null || true
-	printf -- '----- end of %s -----\n' "$1" >&2
-}
 
 addr_in_use() { grep -qiE 'address already in use|could not create any TCP/IP sockets|Bind on TCP/IP port' "$1" 2>/dev/null; }
 
@@ -462,18 +380,6 @@ export SNAPHOOKS_TEST_MARIADB_INSTALL_DB=$MY_INSTALL_DB
 # ---------------------------------------------------------------------------
 # Tests.
 
-# run_child runs "$@" in its own process group and waits for it, so that an
-# interrupt or TERM reaches the trap at once and cleanup can end the whole group.
-run_child() {
-	set -m
-	"$@" </dev/null &
-	CHILD_PGID=$!
-	set +m
-	local rc=0
-	wait "$CHILD_PGID" || rc=$?
-	CHILD_PGID=""
-	return "$rc"
-}
 
 # go_test runs the tests with -v into $TEST_LOG and prints one line per
 # package; if a test fails, it prints the whole log, which has the detail.
