@@ -14,7 +14,6 @@ package hooks
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -553,129 +552,26 @@ func TestMariaDBBackupStageDoesNotWaitForLongStatements(t *testing.T) {
 func TestMariaDBBackupStageReleasedOnEveryPath(t *testing.T) {
 	admin, writer := mysqlAdmin(t), myWriter(t)
 	dsn, user, password := myHookDSN(t)
-	failing := myWriteScript(t, "echo failing on purpose >&2\nexit 1")
-
-	cases := []struct {
-		name string
-		// hooks returns the plan's hooks, the mariadb hook first.
-		hooks func(t *testing.T, h *MariaDBBackupStage) List
-		// cb gets the plan's cancel func and checks that the lock is held.
-		cb       func(held HookJobCallback, cancel context.CancelFunc) HookJobCallback
-		want     []StepStatus
-		wantCb   bool
-		wantPre  string // the mariadb Pre report's Error, if it fails
-		wantPost string // the mariadb Post report's String, "" if it does not run
-	}{
-		{
-			name: "later_err_is_fatal_hook_fails",
-			hooks: func(t *testing.T, h *MariaDBBackupStage) List {
-				cmd, err := HookFromConfig(HookConfig{Type: TypeCommand, Path: failing, ErrIsFatal: true})
-				require.NoError(t, err)
-				return List{h, cmd}
-			},
-			want:     []StepStatus{StepOk, StepErr, StepSkippedDueToFatalErr, StepSkippedDueToFatalErr, StepOk},
-			wantPost: "BACKUP STAGE END",
-		},
-		{
-			name: "callback_fails",
-			cb: func(held HookJobCallback, _ context.CancelFunc) HookJobCallback {
-				return func(ctx context.Context) error {
-					_ = held(ctx)
-					return errors.New("snapshot failed")
+	panicAfter := func(stage string) func(lock Hook) {
+		return func(lock Hook) {
+			lock.(*MariaDBBackupStage).afterStage = func(s string) {
+				if s == stage {
+					panic("boom after " + s)
 				}
-			},
-			want:     []StepStatus{StepOk, StepErr, StepOk},
-			wantCb:   true,
-			wantPost: "BACKUP STAGE END",
-		},
-		{
-			name: "callback_panics",
-			cb: func(held HookJobCallback, _ context.CancelFunc) HookJobCallback {
-				return func(ctx context.Context) error {
-					_ = held(ctx)
-					panic("snapshot panicked")
-				}
-			},
-			want:     []StepStatus{StepOk, StepErr, StepOk},
-			wantCb:   true,
-			wantPost: "BACKUP STAGE END",
-		},
-		{
-			name: "ctx_cancelled_during_callback",
-			cb: func(held HookJobCallback, cancel context.CancelFunc) HookJobCallback {
-				return func(ctx context.Context) error {
-					_ = held(ctx)
-					cancel()
-					return ctx.Err()
-				}
-			},
-			want:     []StepStatus{StepOk, StepErr, StepOk},
-			wantCb:   true,
-			wantPost: "BACKUP STAGE END",
-		},
-		{
-			name: "panic_in_pre_after_block_commit",
-			hooks: func(t *testing.T, h *MariaDBBackupStage) List {
-				h.afterStage = func(stage string) {
-					if stage == "BACKUP STAGE BLOCK_COMMIT" {
-						panic("boom after the last stage")
-					}
-				}
-				return List{h}
-			},
-			// The lock is gone by the time the callback runs.
-			cb: func(_ HookJobCallback, _ context.CancelFunc) HookJobCallback {
-				return func(ctx context.Context) error { return myTryInsert(ctx, writer) }
-			},
-			want:   []StepStatus{StepErr, StepOk, StepSkippedDueToPreErr},
-			wantCb: true,
-		},
-		{
-			name: "panic_in_pre_between_stages",
-			hooks: func(t *testing.T, h *MariaDBBackupStage) List {
-				h.afterStage = func(stage string) {
-					if stage == "BACKUP STAGE FLUSH" {
-						panic("boom after FLUSH")
-					}
-				}
-				return List{h}
-			},
-			cb: func(_ HookJobCallback, _ context.CancelFunc) HookJobCallback {
-				return func(ctx context.Context) error { return myTryInsert(ctx, writer) }
-			},
-			want:   []StepStatus{StepErr, StepOk, StepSkippedDueToPreErr},
-			wantCb: true,
-		},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			h := mdbHook(t, dsn, 10*time.Second, false)
-			list := List{h}
-			if c.hooks != nil {
-				list = c.hooks(t, h)
 			}
+		}
+	}
+	paths := append(lockPathsAfterTheLock(myWriteScript(t, "echo failing on purpose >&2\nexit 1")),
+		lockPathPanicInPre("panic_in_pre_after_block_commit", writer, panicAfter("BACKUP STAGE BLOCK_COMMIT")),
+		lockPathPanicInPre("panic_in_pre_between_stages", writer, panicAfter("BACKUP STAGE FLUSH")))
+	runLockPaths(t, paths,
+		func(t *testing.T) Hook { return mdbHook(t, dsn, 10*time.Second, false) },
+		mariadbBackupEnd, password,
+		func(t *testing.T) HookJobCallback {
 			ran := false
-			held := myLockHeldCallback(t, admin, writer, user, &ran)
-			ctx, cancel := context.WithCancel(t.Context())
-			defer cancel()
-			cb := held
-			if c.cb != nil {
-				cb = c.cb(held, cancel)
-			}
-			called := false
-			run := dbRunPlan(t, ctx, list, func(ctx context.Context) error { called = true; return cb(ctx) }, false)
-
-			require.Equal(t, c.want, dbStatuses(run.report))
-			require.Equal(t, c.wantCb, called, "callback called")
-			if c.wantPost != "" {
-				post := run.report[len(run.report)-1]
-				require.Equal(t, Post, post.Edge)
-				require.Equal(t, c.wantPost, post.Report.String())
-			}
-			mdbRequireReleased(t, admin, writer, user)
-			dbRequireNoSecret(t, password, run)
-		})
-	}
+			return myLockHeldCallback(t, admin, writer, user, &ran)
+		},
+		func(t *testing.T) { mdbRequireReleased(t, admin, writer, user) })
 }
 
 func TestMariaDBBackupStageConnectionKilledDuringCallback(t *testing.T) {

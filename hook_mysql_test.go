@@ -228,33 +228,34 @@ func TestMySQLDryRunTakesNoLock(t *testing.T) {
 	})
 }
 
-// TestMySQLLockReleasedOnEveryPath runs the paths on which a plan unwinds
-// after the lock was taken, and checks on the server that the lock is gone
-// afterwards.
-func TestMySQLLockReleasedOnEveryPath(t *testing.T) {
-	admin, writer := mysqlAdmin(t), myWriter(t)
-	dsn, user, password := myHookDSN(t)
-	failing := myWriteScript(t, "echo failing on purpose >&2\nexit 1")
+// lockPath is one way a plan unwinds after the pre edge of a lock hook
+// (mysql-lock-tables, mariadb-backup-stage); runLockPaths runs them.
+type lockPath struct {
+	name string
+	// hooks returns the plan's hooks, the lock hook first; nil: just it.
+	hooks func(t *testing.T, lock Hook) List
+	// cb gets the callback that checks that the lock is held, and the
+	// plan's cancel func; nil: that callback.
+	cb     func(held HookJobCallback, cancel context.CancelFunc) HookJobCallback
+	want   []StepStatus
+	wantCb bool // whether the callback is called
+	unlock bool // whether the lock hook's post edge runs its unlock statement
+}
 
-	cases := []struct {
-		name string
-		// hooks returns the plan's hooks, the mysql hook first.
-		hooks func(t *testing.T, my *MySQLLockTables) List
-		// cb gets the plan's cancel func and checks that the lock is held.
-		cb       func(held HookJobCallback, cancel context.CancelFunc) HookJobCallback
-		want     []StepStatus
-		wantCb   bool
-		wantPost string // the mysql Post report's String, "" if it does not run
-	}{
+// lockPathsAfterTheLock are the paths every lock hook must release its
+// lock on, once taken: a later fatal hook, a failing or panicking callback,
+// a cancellation. failing is a hook script that fails.
+func lockPathsAfterTheLock(failing string) []lockPath {
+	return []lockPath{
 		{
 			name: "later_err_is_fatal_hook_fails",
-			hooks: func(t *testing.T, my *MySQLLockTables) List {
+			hooks: func(t *testing.T, lock Hook) List {
 				cmd, err := HookFromConfig(HookConfig{Type: TypeCommand, Path: failing, ErrIsFatal: true})
 				require.NoError(t, err)
-				return List{my, cmd}
+				return List{lock, cmd}
 			},
-			want:     []StepStatus{StepOk, StepErr, StepSkippedDueToFatalErr, StepSkippedDueToFatalErr, StepOk},
-			wantPost: "UNLOCK TABLES",
+			want:   []StepStatus{StepOk, StepErr, StepSkippedDueToFatalErr, StepSkippedDueToFatalErr, StepOk},
+			unlock: true,
 		},
 		{
 			name: "callback_fails",
@@ -264,9 +265,7 @@ func TestMySQLLockReleasedOnEveryPath(t *testing.T) {
 					return errors.New("snapshot failed")
 				}
 			},
-			want:     []StepStatus{StepOk, StepErr, StepOk},
-			wantCb:   true,
-			wantPost: "UNLOCK TABLES",
+			want: []StepStatus{StepOk, StepErr, StepOk}, wantCb: true, unlock: true,
 		},
 		{
 			name: "callback_panics",
@@ -276,9 +275,7 @@ func TestMySQLLockReleasedOnEveryPath(t *testing.T) {
 					panic("snapshot panicked")
 				}
 			},
-			want:     []StepStatus{StepOk, StepErr, StepOk},
-			wantCb:   true,
-			wantPost: "UNLOCK TABLES",
+			want: []StepStatus{StepOk, StepErr, StepOk}, wantCb: true, unlock: true,
 		},
 		{
 			name: "ctx_cancelled_during_callback",
@@ -289,38 +286,46 @@ func TestMySQLLockReleasedOnEveryPath(t *testing.T) {
 					return ctx.Err()
 				}
 			},
-			want:     []StepStatus{StepOk, StepErr, StepOk},
-			wantCb:   true,
-			wantPost: "UNLOCK TABLES",
-		},
-		{
-			name: "panic_in_pre_after_the_lock_was_taken",
-			hooks: func(t *testing.T, my *MySQLLockTables) List {
-				my.afterLock = func() { panic("boom after the lock") }
-				return List{my}
-			},
-			// The lock is gone by the time the callback runs.
-			cb: func(_ HookJobCallback, _ context.CancelFunc) HookJobCallback {
-				return func(ctx context.Context) error { return myTryInsert(ctx, writer) }
-			},
-			want:   []StepStatus{StepErr, StepOk, StepSkippedDueToPreErr},
-			wantCb: true,
+			want: []StepStatus{StepOk, StepErr, StepOk}, wantCb: true, unlock: true,
 		},
 	}
-	for _, c := range cases {
+}
+
+// lockPathPanicInPre is the path of a lock hook whose pre edge panics after
+// it took (part of) its lock: arm makes the hook panic. The lock must be
+// gone by the time the callback runs.
+func lockPathPanicInPre(name string, writer *sql.DB, arm func(lock Hook)) lockPath {
+	return lockPath{
+		name: name,
+		hooks: func(t *testing.T, lock Hook) List {
+			arm(lock)
+			return List{lock}
+		},
+		cb: func(HookJobCallback, context.CancelFunc) HookJobCallback {
+			return func(ctx context.Context) error { return myTryInsert(ctx, writer) }
+		},
+		want:   []StepStatus{StepErr, StepOk, StepSkippedDueToPreErr},
+		wantCb: true,
+	}
+}
+
+// runLockPaths runs each path with a new lock hook from newHook, and checks
+// the statuses, the post edge's unlock statement, that released holds on the
+// server afterwards, and that password shows nowhere.
+func runLockPaths(t *testing.T, paths []lockPath, newHook func(t *testing.T) Hook, unlockStmt, password string,
+	held func(t *testing.T) HookJobCallback, released func(t *testing.T)) {
+	for _, c := range paths {
 		t.Run(c.name, func(t *testing.T) {
-			my := myHook(t, dsn, 10*time.Second, false)
-			list := List{my}
+			lock := newHook(t)
+			list := List{lock}
 			if c.hooks != nil {
-				list = c.hooks(t, my)
+				list = c.hooks(t, lock)
 			}
-			ran := false
-			held := myLockHeldCallback(t, admin, writer, user, &ran)
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
-			cb := held
+			cb := held(t)
 			if c.cb != nil {
-				cb = c.cb(held, cancel)
+				cb = c.cb(cb, cancel)
 			}
 			called := false
 			run := dbRunPlan(t, ctx, list, func(ctx context.Context) error { called = true; return cb(ctx) }, false)
@@ -329,13 +334,33 @@ func TestMySQLLockReleasedOnEveryPath(t *testing.T) {
 			require.Equal(t, c.wantCb, called, "callback called")
 			post := run.report[len(run.report)-1]
 			require.Equal(t, Post, post.Edge)
-			if c.wantPost != "" {
-				require.Equal(t, c.wantPost, post.Report.String())
+			if c.unlock {
+				require.Equal(t, unlockStmt, post.Report.String())
 			}
-			myRequireUnlocked(t, admin, writer, user)
+			released(t)
 			dbRequireNoSecret(t, password, run)
 		})
 	}
+}
+
+// TestMySQLLockReleasedOnEveryPath runs the paths on which a plan unwinds
+// after the lock was taken, and checks on the server that the lock is gone
+// afterwards.
+func TestMySQLLockReleasedOnEveryPath(t *testing.T) {
+	admin, writer := mysqlAdmin(t), myWriter(t)
+	dsn, user, password := myHookDSN(t)
+	paths := append(lockPathsAfterTheLock(myWriteScript(t, "echo failing on purpose >&2\nexit 1")),
+		lockPathPanicInPre("panic_in_pre_after_the_lock_was_taken", writer, func(lock Hook) {
+			lock.(*MySQLLockTables).afterLock = func() { panic("boom after the lock") }
+		}))
+	runLockPaths(t, paths,
+		func(t *testing.T) Hook { return myHook(t, dsn, 10*time.Second, false) },
+		mysqlUnlockStmt, password,
+		func(t *testing.T) HookJobCallback {
+			ran := false
+			return myLockHeldCallback(t, admin, writer, user, &ran)
+		},
+		func(t *testing.T) { myRequireUnlocked(t, admin, writer, user) })
 }
 
 // TestMySQLConcurrentPlansShareOneHook: one hook, several plans at once,
