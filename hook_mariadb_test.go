@@ -637,16 +637,7 @@ func TestMariaDBBackupStageDryRunTakesNoLock(t *testing.T) {
 	dsn, user, password := myHookDSN(t)
 
 	ran := false
-	cb := func(ctx context.Context) error {
-		ran = true
-		if ids, err := myAwaitNoSessions(ctx, admin, user); err != nil || len(ids) != 0 {
-			t.Errorf("during the dry-run callback: sessions of %s: %v, %v; want none", user, ids, err)
-		}
-		if err := myTryInsert(ctx, writer); err != nil {
-			t.Errorf("during the dry-run callback: INSERT: %v", err)
-		}
-		return nil
-	}
+	cb := myNoLockCallback(t, admin, writer, user, &ran)
 	run := dbRunPlan(t, t.Context(), List{mdbHook(t, dsn, 10*time.Second, true)}, cb, true)
 
 	require.True(t, ran, "callback ran")

@@ -151,6 +151,22 @@ func myLockHeldCallback(t *testing.T, admin, writer *sql.DB, user string, ran *b
 	}
 }
 
+// myNoLockCallback returns the callback of a dry run: it checks, on the
+// server, that the hook keeps no session and the writer can write, and
+// records that it ran.
+func myNoLockCallback(t *testing.T, admin, writer *sql.DB, user string, ran *bool) HookJobCallback {
+	return func(ctx context.Context) error {
+		*ran = true
+		if ids, err := myAwaitNoSessions(ctx, admin, user); err != nil || len(ids) != 0 {
+			t.Errorf("during the dry-run callback: sessions of %s: %v, %v; want none", user, ids, err)
+		}
+		if err := myTryInsert(ctx, writer); err != nil {
+			t.Errorf("during the dry-run callback: INSERT: %v", err)
+		}
+		return nil
+	}
+}
+
 // myWriteScript writes an executable shell script with body to a temp dir
 // and returns its path.
 func myWriteScript(t *testing.T, body string) string {
@@ -198,16 +214,7 @@ func TestMySQLDryRunTakesNoLock(t *testing.T) {
 	dsn, user, password := myHookDSN(t)
 
 	ran := false
-	cb := func(ctx context.Context) error {
-		ran = true
-		if ids, err := myAwaitNoSessions(ctx, admin, user); err != nil || len(ids) != 0 {
-			t.Errorf("during the dry-run callback: sessions of %s: %v, %v; want none", user, ids, err)
-		}
-		if err := myTryInsert(ctx, writer); err != nil {
-			t.Errorf("during the dry-run callback: INSERT: %v", err)
-		}
-		return nil
-	}
+	cb := myNoLockCallback(t, admin, writer, user, &ran)
 	run := dbRunPlan(t, t.Context(), List{myHook(t, dsn, 10*time.Second, true)}, cb, true)
 
 	require.True(t, ran, "callback ran")
