@@ -33,10 +33,11 @@ type holdResultJSON struct {
 	Steps         hooks.PlanReport `json:"steps"`
 }
 
-// resultFor renders the final report of the hold as post prints it.
+// resultFor renders the final report of the hold as post prints it: the
+// text as run prints it, and the JSON.
 func (h *holder) resultFor(rep hooks.PlanReport, signal string) holdResult {
 	code := exitCodeFor(rep)
-	target := datasetList(h.job.Datasets, h.job.Recursive) + "@" + h.job.Snapshot
+	target := snapshotTarget(h.job.Datasets, h.job.Recursive, h.job.Snapshot)
 	cb, _ := rep.Callback()
 	expired := cb.Status == hooks.StepErr && cb.Report != nil && strings.Contains(cb.Report.Error(), holdExpiredMsg)
 	var summary string
@@ -57,13 +58,7 @@ func (h *holder) resultFor(rep hooks.PlanReport, signal string) holdResult {
 		summary = fmt.Sprintf("snapshot skipped: %s: a pre hook with err_is_fatal failed; nothing is held", target)
 	}
 	var text strings.Builder
-	fmt.Fprintln(&text, sanitize(rep.String()))
-	for i, st := range rep {
-		if st.Status == hooks.StepErr && st.Report != nil {
-			fmt.Fprintf(&text, "%02d %s\n", i+1, sanitize(st.Report.String()))
-		}
-	}
-	fmt.Fprintln(&text, sanitize(summary))
+	writeTextReport(&text, rep, summary)
 	j, err := json.Marshal(holdResultJSON{
 		Datasets:      h.job.Datasets,
 		Recursive:     h.job.Recursive,

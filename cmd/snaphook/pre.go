@@ -282,8 +282,8 @@ func startHolder(job holdJob, jsonOut bool, s streams) int {
 				return fail("acknowledge the hold: %v", err)
 			}
 			_ = cmd.Process.Release()
-			summary := fmt.Sprintf("held: %s@%s: the pre edges ran (hooks: %d); holder pid %d waits up to %s for snaphook post",
-				target, job.Snapshot, msg.Held.Hooks, msg.Held.PID, job.MaxHold)
+			summary := fmt.Sprintf("held: %s: the pre edges ran (hooks: %d); holder pid %d waits up to %s for snaphook post",
+				snapshotTarget(job.Datasets, job.Recursive, job.Snapshot), msg.Held.Hooks, msg.Held.PID, job.MaxHold)
 			if msg.Held.PreError {
 				summary = "held with a pre hook error (not fatal): " + strings.TrimPrefix(summary, "held: ")
 			}

@@ -173,7 +173,7 @@ func runCommand(args []string, s streams) int {
 	if err != nil {
 		return usageError(s, "run", err.Error())
 	}
-	target := snapshotTarget(scope, name)
+	target := snapshotTarget(datasets, scope.Recursive, name)
 
 	// The live view, if stdout is a terminal. Log records go through it when
 	// stderr is a terminal too, so that they do not mix with the status line.

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"strings"
 
 	"github.com/snaphooks/hooks"
 )
@@ -57,16 +56,12 @@ func scopeNames(sc hooks.Scope) []string {
 	return names
 }
 
-// snapshotTarget names the snapshot of sc in messages: "tank/db@s",
+// snapshotTarget names a snapshot of datasets in messages: "tank/db@s",
 // "tank/db@s, tank/log@s", or "tank@s (recursive)".
-func snapshotTarget(sc hooks.Scope, name string) string {
-	names := scopeNames(sc)
-	for i := range names {
-		names[i] += "@" + name
+func snapshotTarget(datasets []string, recursive bool, snapshot string) string {
+	names := make([]string, len(datasets))
+	for i, d := range datasets {
+		names[i] = d + "@" + snapshot
 	}
-	t := strings.Join(names, ", ")
-	if sc.Recursive {
-		t += " (recursive)"
-	}
-	return t
+	return datasetList(names, recursive)
 }
