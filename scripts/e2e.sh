@@ -231,7 +231,7 @@ start_mariadb() {
 		--innodb-log-group-home-dir="$MNT/my-log" "${MY_OPTS[@]}" \
 		--auth-root-authentication-method=socket --skip-test-db >"$TMP/run/my/install-db.log" 2>&1 ||
 		{ show_log "$TMP/run/my/install-db.log"; die "$MY_INSTALL_DB failed"; }
-	local i tries
+	local tries
 	for ((tries = 1; tries <= 5; tries++)); do
 		MY_PORT=$(free_port 53406)
 		set -m # own process group: a Ctrl-C reaches only this script, whose trap stops it
@@ -242,13 +242,8 @@ start_mariadb() {
 			</dev/null >>"$TMP/run/my/server.log" 2>&1 &
 		MY_PID=$!
 		set +m
-		for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
-			alive "$MY_PID" || break
-			"$MY_ADMIN" --no-defaults --socket="$TMP/run/my/mysqld.sock" -u root --connect-timeout=1 ping >/dev/null 2>&1 &&
-				port_busy "$MY_PORT" && return 0
-			sleep 0.1
-		done
-		alive "$MY_PID" || ! grep -q 'Bind on TCP/IP port' "$TMP/run/my/server.log" || {
+		await_ready "$MY_PID" mariadb_ready "$MY_ADMIN" "$TMP/run/my/mysqld.sock" "$MY_PORT" && return 0
+		alive "$MY_PID" || ! addr_in_use "$TMP/run/my/server.log" || {
 			wait "$MY_PID" 2>/dev/null || true
 			MY_PID=""
 			continue
@@ -267,7 +262,7 @@ start_postgres() {
 		-E UTF8 --locale=C >"$TMP/run/pg/initdb.log" 2>&1 ||
 		{ show_log "$TMP/run/pg/initdb.log"; die "initdb failed"; }
 	rm -f "$TMP/run/pg/pwfile"
-	local i tries
+	local tries
 	for ((tries = 1; tries <= 5; tries++)); do
 		PG_PORT=$(free_port 55532)
 		# Defaults where they matter to a restore (fsync, full_page_writes,
@@ -286,12 +281,8 @@ start_postgres() {
 			"$PG_BIN/postgres" -D "$MNT/pg-data/data" </dev/null >>"$TMP/run/pg/server.log" 2>&1 &
 		PG_PID=$!
 		set +m
-		for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
-			alive "$PG_PID" || break
-			"$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -t 1 && return 0
-			sleep 0.1
-		done
-		alive "$PG_PID" || ! grep -qiE 'address already in use|could not create any TCP/IP sockets' "$TMP/run/pg/server.log" || {
+		await_ready "$PG_PID" "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -t 1 && return 0
+		alive "$PG_PID" || ! addr_in_use "$TMP/run/pg/server.log" || {
 			wait "$PG_PID" 2>/dev/null || true
 			PG_PID=""
 			continue

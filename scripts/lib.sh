@@ -111,3 +111,25 @@ show_log() {
 }
 
 log() { printf '==> %s\n' "$*" >&2; }
+
+addr_in_use() { grep -qiE 'address already in use|could not create any TCP/IP sockets|Bind on TCP/IP port' "$1" 2>/dev/null; }
+
+# await_ready waits up to READY_TIMEOUT seconds for the server process $1 to
+# accept connections, which the command "${@:2}" checks. It fails at once if
+# the process is gone, and when the time is up.
+await_ready() {
+	local pid=$1 i
+	shift
+	for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
+		alive "$pid" || return 1
+		"$@" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# mariadb_ready ADMIN SOCKET PORT tells whether MariaDB answers a ping on
+# SOCKET and listens on 127.0.0.1:PORT.
+mariadb_ready() {
+	"$1" --no-defaults --socket="$2" -u root --connect-timeout=1 ping >/dev/null 2>&1 && port_busy "$3"
+}

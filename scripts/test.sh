@@ -207,7 +207,6 @@ pick_port() {
 
 
 
-addr_in_use() { grep -qiE 'address already in use|could not create any TCP/IP sockets|Bind on TCP/IP port' "$1" 2>/dev/null; }
 
 start_postgres() {
 	local base=$TMP/pg
@@ -225,7 +224,7 @@ start_postgres() {
 	# The postmaster runs as our own child (not detached by pg_ctl start), in its own
 	# process group: a Ctrl-C reaches only this script, whose trap stops it with
 	# pg_ctl, and we reap it ourselves rather than leave a zombie to PID 1.
-	local tries i from=55432
+	local tries from=55432
 	for ((tries = 1; ; tries++)); do
 		PG_PORT=$(pick_port SNAPHOOKS_TEST_PG_PORT "$from")
 		cat >"$PG_DATA/postgresql.auto.conf" <<-EOF
@@ -246,11 +245,7 @@ start_postgres() {
 			"$PG_BIN/postgres" -D "$PG_DATA" </dev/null >>"$base/server.log" 2>&1 &
 		PG_PID=$!
 		set +m
-		for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
-			alive "$PG_PID" || break
-			"$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -t 1 && return 0
-			sleep 0.1
-		done
+		await_ready "$PG_PID" "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -t 1 && return 0
 		# Another process may have taken the port since we looked: try the next one.
 		if ! alive "$PG_PID" && addr_in_use "$base/server.log" &&
 			[[ -z "${SNAPHOOKS_TEST_PG_PORT:-}" ]] && ((tries < 5)); then
@@ -299,7 +294,7 @@ start_mariadb() {
 		--skip-test-db >"$base/install-db.log" 2>&1 ||
 		{ show_log "$base/install-db.log"; die "$MY_INSTALL_DB failed"; }
 
-	local tries i from=53306
+	local tries from=53306
 	for ((tries = 1; ; tries++)); do
 		MY_PORT=$(pick_port SNAPHOOKS_TEST_MYSQL_PORT "$from")
 		: >"$base/server.log"
@@ -310,12 +305,7 @@ start_mariadb() {
 			--log-error="$base/server.log" --max-connections=100 </dev/null >>"$base/server.log" 2>&1 &
 		MY_PID=$!
 		set +m
-		for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
-			alive "$MY_PID" || break
-			"$MY_ADMIN" --no-defaults --socket="$MY_SOCK" -u root --connect-timeout=1 ping >/dev/null 2>&1 &&
-				port_busy "$MY_PORT" && return 0
-			sleep 0.1
-		done
+		await_ready "$MY_PID" mariadb_ready "$MY_ADMIN" "$MY_SOCK" "$MY_PORT" && return 0
 		if ! alive "$MY_PID" && addr_in_use "$base/server.log" &&
 			[[ -z "${SNAPHOOKS_TEST_MYSQL_PORT:-}" ]] && ((tries < 5)); then
 			log "mariadb: port $MY_PORT was taken meanwhile; retrying"
