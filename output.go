@@ -56,7 +56,7 @@ func (o *outputCapture) write(p []byte) {
 	_, _ = o.ring.Write(p)
 }
 
-// readBufs holds the read buffers of outputCapture.copy. A new 32 KiB buffer
+// readBufs holds the read buffers of outputCapture.readStream. A new 32 KiB buffer
 // per stream and run, as io.Copy makes, took the plan with one /bin/true
 // hook from 1.18x to 1.20x two bare exec runs (BenchmarkCommandHookOverhead,
 // medians of 25 interleaved rounds): the budget is 1.16x, and os/exec's
