@@ -218,14 +218,16 @@ func (p *Plan) Run(ctx context.Context, dryRun bool) {
 
 	// The env of a Post edge is its hook's with the results added. Hooks
 	// that share one env share these maps too, one per result.
-	postEnvs := map[string]Env{}
+	postEnvs := map[string]Env{} // by pre result, if p.shared
 	postEnv := func(i int, preResult string) Env {
-		if env, ok := postEnvs[preResult]; ok && p.shared {
+		if env, ok := postEnvs[preResult]; ok {
 			return env
 		}
 		env := copyEnv(p.envs[i])
 		env[EnvPreResult], env[EnvCallbackResult] = preResult, cbResult
-		postEnvs[preResult] = env
+		if p.shared {
+			postEnvs[preResult] = env
+		}
 		return env
 	}
 
