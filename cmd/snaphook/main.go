@@ -61,25 +61,18 @@ mysql-lock-tables hooks) and get zrepl's environment variables.
 Usage:
   snaphook run -c FILE --fs DATASET [flags] -- CMD [ARGS...]
   snaphook check -c FILE [--fs DATASET]...
-<<<<<<< HEAD
-  snaphook help [run | check]
-  snaphook version
-=======
   snaphook pre -c FILE [--fs DATASET]... [--max-hold DURATION]
   snaphook post [--fs DATASET]...
-  snaphook help [run | check | pre | post]
->>>>>>> split
+  snaphook version
+  snaphook help [run | check | pre | post | version]
 
 Commands:
   run     run the hooks of FILE that match DATASET around CMD
   check   validate FILE, list its hooks and which of them run for each DATASET
-<<<<<<< HEAD
-  version print the version of snaphook and of Go it was built with
-          (also: snaphook --version)
-=======
   pre     run the pre edges and leave a holder that keeps the hooks' locks
   post    have that holder run the post edges (for sanoid, zfs-autobackup)
->>>>>>> split
+  version print the version of snaphook and of Go it was built with
+          (also: snaphook --version)
 
 Run 'snaphook help run' or 'snaphook run --help' for the flags of a command.
 
