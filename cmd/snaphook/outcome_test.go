@@ -3,7 +3,9 @@ package main
 import (
 	"encoding/json"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // outcomeJSON is the part of the --json output that states the outcome.
@@ -185,4 +187,30 @@ func TestPrePostOutcomes(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestHolderSignalLeavesTheSnapshotUnknown: a holder stopped by SIGTERM
+// while it holds cannot know whether the snapshot was taken meanwhile, and
+// says so, rather than that the snapshot was skipped.
+func TestHolderSignalLeavesTheSnapshotUnknown(t *testing.T) {
+	e := newSplitEnv(t)
+	cfg := config(t, t.TempDir(), "- {type: command, path: /bin/true}\n")
+	r, held := e.pre(t, nil, "-c", cfg, "--fs", "tank/db", "--snapshot", "s", "--max-hold", "10m")
+	if r.code != exitOK {
+		t.Fatalf("pre: exit code %d\n%s", r.code, r.stderr)
+	}
+	if err := syscall.Kill(held.HolderPID, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	awaitHolderGone(t, held.HolderPID, time.Minute)
+	p := e.post(t, nil, "--fs", "tank/db", "--json")
+	var j outcomeJSON
+	if err := json.Unmarshal([]byte(p.stdout), &j); err != nil {
+		t.Fatalf("post --json: %v\n%s", err, p.stdout)
+	}
+	want := outcomeJSON{HadError: true, Fate: "interrupted", Signal: "SIGTERM", ExitCode: exitSnapshotFailed,
+		Result: "hold interrupted: tank/db@s: interrupted by SIGTERM during the hold; whether the snapshot was taken is unknown"}
+	if p.code != exitSnapshotFailed || j != want {
+		t.Errorf("post: exit code %d, JSON\n%+v\nwant\n%+v", p.code, j, want)
+	}
 }
