@@ -3,6 +3,7 @@ package hooks
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -336,4 +337,23 @@ func TestFateString(t *testing.T) {
 	b, err := FateDryRun.MarshalText()
 	require.NoError(t, err)
 	assert.Equal(t, "dry-run", string(b))
+}
+
+// A daemon judges a finished plan with Outcome: the fate of the snapshot,
+// whether anything went wrong, and a line to log.
+func ExamplePlanReport_Outcome() {
+	snapshot := NewCallbackHook("zfs snapshot", func(context.Context) error {
+		return errors.New("out of space")
+	}, nil)
+	plan, err := NewPlan(nil, PhaseSnapshot, snapshot, Env{EnvFS: "tank/db"})
+	if err != nil {
+		panic(err)
+	}
+	plan.Run(context.Background(), false)
+	o := plan.Report().Outcome(RunInfo{})
+	fmt.Println(o.Fate, o.HadError())
+	fmt.Println(o.Summary("tank/db@daily"))
+	// Output:
+	// failed true
+	// snapshot failed: tank/db@daily: zfs snapshot error: out of space
 }
