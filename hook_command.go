@@ -89,6 +89,12 @@ func NewCommandHook(in HookConfig) (*CommandHook, error) {
 	if err := in.Validate(); err != nil {
 		return nil, err
 	}
+	return buildCommandHook(in)
+}
+
+// buildCommandHook returns the command hook of in, which has its defaults
+// applied and is valid (HookFromConfig checked it).
+func buildCommandHook(in HookConfig) (*CommandHook, error) {
 	settings, err := newHookSettings(in)
 	if err != nil {
 		return nil, err
