@@ -16,6 +16,28 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
+// MaxHookListSize is the largest hook list, in bytes, that ParseHookList and
+// ReadHookList accept: 1 MiB. A real hook list is a few KiB (a hook is a few
+// lines), so the bound leaves room for thousands of hooks, while a wrong
+// file (-c /dev/zero, a log, an image) fails at once with a clear error
+// rather than after the parser has taken many times its size in memory.
+const MaxHookListSize = 1 << 20
+
+// errHookListTooLarge is the error of a hook list over MaxHookListSize.
+var errHookListTooLarge = fmt.Errorf("hook list is larger than %d MiB, the most a hook list may be", MaxHookListSize>>20)
+
+// ReadHookList reads a hook list from r and parses it with ParseHookList. It
+// reads at most MaxHookListSize+1 bytes: a longer input, even an endless
+// one, fails as soon as the bound is passed, with the error of ParseHookList
+// for a hook list over MaxHookListSize. An error of r is returned wrapped.
+func ReadHookList(r io.Reader) (HookList, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxHookListSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read hook list: %w", err)
+	}
+	return ParseHookList(data)
+}
+
 // ParseHookList parses a hook list written in YAML (or JSON, which is YAML):
 // either a list of hooks, or a mapping whose only key "hooks" holds that list
 // (as in a zrepl job). An empty document, or an empty or null list, gives an
@@ -47,7 +69,14 @@ import (
 //
 // A YAML syntax error ends parsing, and so do aliases; each comes back as a
 // *ConfigError with its line. Errors never contain a DSN or a part of one.
+//
+// Data longer than MaxHookListSize is not parsed: the error is a
+// *ConfigError about the document as a whole, "line 1: hook list is larger
+// than 1 MiB, the most a hook list may be".
 func ParseHookList(data []byte) (HookList, error) {
+	if len(data) > MaxHookListSize {
+		return nil, errors.Join(&ConfigError{Line: 1, Err: errHookListTooLarge})
+	}
 	root, cerr := parseDocument(data)
 	if cerr != nil {
 		return nil, errors.Join(cerr)
@@ -471,9 +500,12 @@ func stringsValue(field func(*HookConfig) *[]string) func(*hookDecoder, string, 
 // returns.
 func enumValue(field func(*HookConfig) *string, values ...string) func(*hookDecoder, string, *yaml.Node, *HookConfig) {
 	want := strings.Join(values, ", ")
+	if n := len(values); n > 1 {
+		want = strings.Join(values[:n-1], ", ") + " or " + values[n-1]
+	}
 	return func(d *hookDecoder, key string, v *yaml.Node, c *HookConfig) {
 		if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!str" || !slices.Contains(values, v.Value) {
-			d.fail(key, v.Line, "must be one of %s, not %s", want, describeValue(v))
+			d.fail(key, v.Line, "must be %s, not %s", want, describeValue(v))
 			return
 		}
 		*field(c) = v.Value
