@@ -91,6 +91,19 @@ type hookKey struct {
 //		check:  checkMountpoints},
 //	{name: "max_freeze", decode: durationValue(func(c *HookConfig) *time.Duration { return &c.MaxFreeze })},
 //	{name: "coverage", decode: enumValue(func(c *HookConfig) *string { return &c.Coverage }, "warn", "strict", "off")},
+//
+// with a check that hookKey.applies starts:
+//
+//	func checkMountpoints(k hookKey, c HookConfig, ps *problems) {
+//		if !k.applies(c.Type, len(c.Mountpoints) > 0, ps) {
+//			return // not allowed, required, or an unknown type
+//		}
+//		for i, p := range c.Mountpoints {
+//			if err := absPathProblem(p); err != nil {
+//				ps.add(k.name, "item %d: %w", i+1, err)
+//			}
+//		}
+//	}
 var hookKeyTable = []hookKey{
 	{name: "type",
 		decode: stringValue(func(c *HookConfig) *string { return &c.Type }),
@@ -149,6 +162,30 @@ func (k hookKey) requires(typ string) bool { return slices.Contains(k.required, 
 func (k hookKey) misplaced(typ string) bool {
 	_, known := lookupHookType(typ)
 	return known && !k.takes(typ)
+}
+
+// applies is the part of a key's check that every key with types or
+// required can share: it reports whether the value of the key, which is set
+// or not, is to be checked further, and appends what it found: "not allowed
+// for a T hook" for a key set on a known type that does not take it,
+// "required for a T hook" for a key missing on a type that requires it.
+// The value of an unknown type is not checked.
+func (k hookKey) applies(typ string, set bool, ps *problems) bool {
+	switch {
+	case k.misplaced(typ):
+		if set {
+			ps.add(k.name, "not allowed for a %s hook", typ)
+		}
+		return false
+	case !k.takes(typ): // an unknown type, reported at the key type
+		return false
+	case !set:
+		if k.requires(typ) {
+			ps.add(k.name, "required for a %s hook", typ)
+		}
+		return false
+	}
+	return true
 }
 
 // problem is one finding of HookConfig.problems.
@@ -227,18 +264,11 @@ func checkFilesystems(k hookKey, c HookConfig, ps *problems) {
 }
 
 func checkPath(k hookKey, c HookConfig, ps *problems) {
-	switch {
-	case k.misplaced(c.Type):
-		if c.Path != "" {
-			ps.add(k.name, "not allowed for a %s hook", c.Type)
-		}
-	case !k.takes(c.Type): // an unknown type
-	case c.Path == "":
-		ps.add(k.name, "required for a %s hook", c.Type)
-	default:
-		if err := absPathProblem(c.Path); err != nil {
-			ps.add(k.name, "%w", err)
-		}
+	if !k.applies(c.Type, c.Path != "", ps) {
+		return
+	}
+	if err := absPathProblem(c.Path); err != nil {
+		ps.add(k.name, "%w", err)
 	}
 }
 
@@ -254,18 +284,11 @@ func absPathProblem(p string) error {
 }
 
 func checkDSN(k hookKey, c HookConfig, ps *problems) {
-	switch {
-	case k.misplaced(c.Type):
-		if c.DSN != "" {
-			ps.add(k.name, "not allowed for a %s hook", c.Type)
-		}
-	case !k.takes(c.Type): // an unknown type
-	case c.DSN == "":
-		ps.add(k.name, "required for a %s hook", c.Type)
-	default:
-		if _, err := dsnTarget(c.Type, c.DSN); err != nil {
-			*ps = append(*ps, problem{field: k.name, err: err})
-		}
+	if !k.applies(c.Type, c.DSN != "", ps) {
+		return
+	}
+	if _, err := dsnTarget(c.Type, c.DSN); err != nil {
+		*ps = append(*ps, problem{field: k.name, err: err})
 	}
 }
 

@@ -143,3 +143,32 @@ func TestReadHookList(t *testing.T) {
 	assert.ErrorIs(t, err, broken)
 	assert.EqualError(t, err, "read hook list: disk on fire")
 }
+
+// hookKey.applies, the shared part of a key's check, for a key that only
+// command hooks take and require.
+func TestHookKeyApplies(t *testing.T) {
+	k := hookKey{name: "k", types: []string{TypeCommand}, required: []string{TypeCommand}}
+	for _, tc := range []struct {
+		typ     string
+		set     bool
+		applies bool
+		want    string
+	}{
+		{TypeCommand, true, true, ""},
+		{TypeCommand, false, false, "required for a command hook"},
+		{TypePostgresCheckpoint, true, false, "not allowed for a postgres-checkpoint hook"},
+		{TypePostgresCheckpoint, false, false, ""},
+		{"unknown", true, false, ""},
+		{"", true, false, ""},
+	} {
+		var ps problems
+		assert.Equal(t, tc.applies, k.applies(tc.typ, tc.set, &ps), "%q set=%v", tc.typ, tc.set)
+		var got string
+		if len(ps) > 0 {
+			require.Len(t, ps, 1)
+			assert.Equal(t, "k", ps[0].field)
+			got = ps[0].err.Error()
+		}
+		assert.Equal(t, tc.want, got, "%q set=%v", tc.typ, tc.set)
+	}
+}
