@@ -74,7 +74,8 @@ var mariadbBackupStageSince = [3]int{10, 4, 1}
 // is up to the callback. A Plan runs the Post edge on every path on which the
 // Pre edge succeeded (a later fatal error, a failed or panicking callback, a
 // cancelled ctx), so the lock is always released; code that runs the edges
-// without a Plan must do the same. The DSN and its handling are those of
+// without a Plan must do the same. EdgeString(Post) names the Post edge
+// "MariaDB BACKUP STAGE END (<target>)". The DSN and its handling are those of
 // MySQLLockTables; no report, error, String or log record contains its
 // password. The session needs the RELOAD privilege, no other.
 //

@@ -47,7 +47,8 @@ const mysqlIOTimeoutMargin = 5 * time.Second
 //   - Pre in a dry run: it connects and pings the server, closes the
 //     connection and takes no lock. The privilege to lock is not checked.
 //   - Post: it takes the connection out of the state, runs UNLOCK TABLES on
-//     it, bounded by the hook's timeout, and closes the connection and its
+//     it, bounded by the hook's timeout (on a ctx that the caller's
+//     cancellation does not end), and closes the connection and its
 //     *sql.DB — also when UNLOCK TABLES fails (the server was restarted, the
 //     session was killed): closing the session releases any lock it still
 //     holds, and the report is an error. When the Pre edge took no lock
@@ -71,8 +72,10 @@ const mysqlIOTimeoutMargin = 5 * time.Second
 // The driver's own log messages go to the logger of the Pre edge's ctx, at
 // WARN. String names the hook by the target its DSN gives, for instance
 // "MySQL FLUSH TABLES WITH READ LOCK (backup@127.0.0.1:3306)", so that two
-// hooks of this type can be told apart in reports and logs. No report,
-// error, String or log record contains the DSN's password.
+// hooks of this type can be told apart in reports and logs. EdgeString(Post)
+// names the Post edge by what it does, "MySQL UNLOCK TABLES (<target>)":
+// reports and logs show that name for the step. No report, error, String or
+// log record contains the DSN's password.
 //
 // A MySQLLockTables is immutable and safe for concurrent use: the
 // connections of concurrent plans live in their state maps, not in the hook.
