@@ -278,10 +278,3 @@ func (c HookConfig) target() string {
 	}
 	return t
 }
-
-// HookTypes returns the known hook types, as written in the "type" key of a
-// hook's configuration, in the order of the documentation. The slice is the
-// caller's.
-func HookTypes() []string {
-	return []string{TypeCommand, TypePostgresCheckpoint, TypeMySQLLockTables, TypeMariaDBBackupStage}
-}
