@@ -54,29 +54,54 @@ var myNonTx = []string{"audit_aria", "audit_myisam"}
 type myEnv struct {
 	admin    *mysql.Config // all privileges; DBName e2e
 	lockDSN  string        // RELOAD only, for the lock hooks
-	data     string        // the datadir subvolume
-	log      string        // the redo log subvolume
+	data     string        // the datadir subvolume, or volume (its mount point)
+	log      string        // the redo log subvolume, or volume
+	images   string        // of the server on volumes: the directory of their backing files; "" on subvolumes
 	mariadbd string
 	opts     []string
 	tmp      string
 }
 
+// newMyEnv returns the environment of the MariaDB on btrfs subvolumes.
 func newMyEnv(t testing.TB) *myEnv {
 	t.Helper()
-	cfg, err := mysql.ParseDSN(getenv(t, "SNAPHOOKS_E2E_MY_ADMIN_DSN"))
+	return newMyEnvFrom(t, "SNAPHOOKS_E2E_")
+}
+
+// newMyEnvFrom returns the environment of the MariaDB whose variables start
+// with prefix: SNAPHOOKS_E2E_ for the server on subvolumes,
+// SNAPHOOKS_E2E_BLOCK_ for the one on volumes.
+func newMyEnvFrom(t testing.TB, prefix string) *myEnv {
+	t.Helper()
+	cfg, err := mysql.ParseDSN(getenv(t, prefix+"MY_ADMIN_DSN"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.DBName = "e2e"
-	return &myEnv{
+	env := &myEnv{
 		admin:    cfg,
-		lockDSN:  getenv(t, "SNAPHOOKS_E2E_MY_LOCK_DSN"),
-		data:     getenv(t, "SNAPHOOKS_E2E_MY_DATA"),
-		log:      getenv(t, "SNAPHOOKS_E2E_MY_LOG"),
+		lockDSN:  getenv(t, prefix+"MY_LOCK_DSN"),
+		data:     getenv(t, prefix+"MY_DATA"),
+		log:      getenv(t, prefix+"MY_LOG"),
 		mariadbd: getenv(t, "SNAPHOOKS_E2E_MARIADBD"),
 		opts:     strings.Fields(getenv(t, "SNAPHOOKS_E2E_MY_OPTS")),
 		tmp:      getenv(t, "SNAPHOOKS_E2E_TMP"),
 	}
+	if prefix == blockPrefix {
+		env.images = getenv(t, blockPrefix+"IMAGES")
+	}
+	return env
+}
+
+// snapshotSet returns where a round's snapshots of the data and log go:
+// btrfs snapshots of the subvolumes, or copies of the volumes.
+func (env *myEnv) snapshotSet(t testing.TB, prefix string) []subvol {
+	t.Helper()
+	live := map[string]string{"data": env.data, "log": env.log}
+	if env.images != "" {
+		return newVolumeSet(t, env.images, prefix, live, "data", "log")
+	}
+	return newSnapshotSet(t, prefix, live, "data", "log")
 }
 
 // openMy opens cfg (with the server at addr when addr is not "") and closes
@@ -292,31 +317,48 @@ func myCheckpoint(ctx context.Context, db *sql.DB) (uint64, error) {
 // configuration file would.
 func myLockList(t testing.TB, env *myEnv, typ string) *hooks.List {
 	t.Helper()
-	list, err := hooks.ListFromConfig(&hooks.HookList{{
+	return hookList(t, myLockConfig(env, typ))
+}
+
+// myLockConfig is the configuration of a lock hook of type typ for the
+// datasets below myDatasetRoot.
+func myLockConfig(env *myEnv, typ string) hooks.HookConfig {
+	return hooks.HookConfig{
 		Type:        typ,
 		DSN:         env.lockDSN,
 		ErrIsFatal:  true,
 		Timeout:     time.Minute,
 		Filesystems: map[string]bool{myDatasetRoot + "<": true},
-	}})
+	}
+}
+
+// hookList builds the hook list of cfgs through hooks.ListFromConfig, as a
+// configuration file would.
+func hookList(t testing.TB, cfgs ...hooks.HookConfig) *hooks.List {
+	t.Helper()
+	l := hooks.HookList(cfgs)
+	list, err := hooks.ListFromConfig(&l)
 	if err != nil {
-		t.Fatalf("hook type %q: %v", typ, err)
+		t.Fatalf("hook list %v: %v", cfgs, err)
 	}
 	return list
 }
 
 // myOutcome is what a copy of the snapshots turned out to be.
 type myOutcome struct {
+	mountErr string        // why a volume's copy would not mount; "" if it did (or on subvolumes)
 	startErr string        // why the server did not come up; "" if it did
 	ready    time.Duration // how long it took to accept connections
 	repaired []string      // tables CHECK TABLE flagged (then repaired, before the checks)
 	problems []string      // broken invariants and lost transactions
 }
 
-func (o myOutcome) started() bool    { return o.startErr == "" }
+func (o myOutcome) started() bool    { return o.mountErr == "" && o.startErr == "" }
 func (o myOutcome) consistent() bool { return o.started() && len(o.problems) == 0 }
 func (o myOutcome) String() string {
 	switch {
+	case o.mountErr != "":
+		return "would not mount: " + o.mountErr
 	case !o.started():
 		return "would not start: " + o.startErr
 	case len(o.problems) == 0 && len(o.repaired) == 0:
@@ -342,7 +384,17 @@ func (o myOutcome) String() string {
 // server and the copies are gone when the test ends.
 func checkMyCopy(t testing.TB, env *myEnv, r snapped) myOutcome {
 	t.Helper()
-	dataCopy, logCopy := restoreCopy(t, r.data), restoreCopy(t, r.log)
+	var out myOutcome
+	dataCopy, err := restoreCopy(t, r.data)
+	if err != nil {
+		out.mountErr = err.Error()
+		return out
+	}
+	logCopy, err := restoreCopy(t, r.log)
+	if err != nil {
+		out.mountErr = err.Error()
+		return out
+	}
 	name := filepath.Base(r.data.snap)
 	port := freePort(t)
 	args := append([]string{"--no-defaults", "--user=mysql", "--datadir=" + dataCopy,
@@ -357,8 +409,6 @@ func checkMyCopy(t testing.TB, env *myEnv, r snapped) myOutcome {
 	srv := startServer(t, "mariadbd on "+name, logPath, lookupAccount(t, "mysql"), nil, syscall.SIGKILL, env.mariadbd, args...)
 
 	db := openMy(t, env.admin, fmt.Sprintf("127.0.0.1:%d", port))
-	var out myOutcome
-	var err error
 	out.ready, err = srv.awaitReady(myReadyTimeout, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -472,7 +522,7 @@ type myRound struct {
 
 // myTally sums up rounds for the report.
 func myTally(rounds []myRound) string {
-	var ok, repair, bad, nostart, moved int
+	var ok, repair, bad, nomount, nostart, moved int
 	var examples []string
 	var ready []time.Duration
 	for _, r := range rounds {
@@ -480,6 +530,8 @@ func myTally(rounds []myRound) string {
 			ready = append(ready, r.out.ready)
 		}
 		switch {
+		case r.out.mountErr != "":
+			nomount++
 		case !r.out.started():
 			nostart++
 		case r.out.consistent() && len(r.out.repaired) == 0:
@@ -501,8 +553,11 @@ func myTally(rounds []myRound) string {
 		}
 	}
 	sec := func(d time.Duration) string { return fmt.Sprintf("%.1f", d.Seconds()) }
-	s := fmt.Sprintf("%d tries: %d consistent, %d inconsistent, %d needed repair, %d would not start; checkpoint moved between the snapshots in %d; copies started in %s s",
-		len(rounds), ok, bad, repair, nostart, moved, spread(ready, sec))
+	s := fmt.Sprintf("%d tries: %d consistent, %d inconsistent, %d needed repair, %d would not start", len(rounds), ok, bad, repair, nostart)
+	if nomount > 0 {
+		s += fmt.Sprintf(", %d would not mount", nomount)
+	}
+	s += fmt.Sprintf("; checkpoint moved between the snapshots in %d; copies started in %s s", moved, spread(ready, sec))
 	if len(examples) > 0 {
 		s += "; e.g. " + strings.Join(examples, " | ")
 	}
@@ -522,8 +577,10 @@ type myStrategy struct {
 	// anything between two plans, or the machine is busy.
 	commitBetween bool
 	// flushing makes InnoDB flush dirty pages while the lock is held, and
-	// waits (up to 20 s) for its checkpoint to move between the snapshots.
-	flushing bool
+	// waits (up to flushWait, 20 s when 0) for its checkpoint to move
+	// between the snapshots.
+	flushing  bool
+	flushWait time.Duration
 }
 
 // myPrimary is the primary MariaDB under its writer.
@@ -553,7 +610,7 @@ func snapRound(t testing.TB, p *myPrimary, s myStrategy) snapped {
 	env, db, w := p.env, p.db, p.w
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	set := newSnapshotSet(t, "my", map[string]string{"data": env.data, "log": env.log}, "data", "log")
+	set := env.snapshotSet(t, "my")
 	r := snapped{data: set[0], log: set[1]}
 	if s.flushing {
 		for _, q := range []string{"SET GLOBAL innodb_max_dirty_pages_pct = 0", "UPDATE filler SET n = n + 1"} {
@@ -582,7 +639,11 @@ func snapRound(t testing.TB, p *myPrimary, s myStrategy) snapped {
 		}
 		tick := time.NewTicker(20 * time.Millisecond)
 		defer tick.Stop()
-		deadline := time.After(20 * time.Second)
+		wait := s.flushWait
+		if wait == 0 {
+			wait = 20 * time.Second
+		}
+		deadline := time.After(wait)
 		for {
 			c, err := myCheckpoint(ctx, db)
 			if err != nil || c > ckptFirst {
@@ -636,6 +697,22 @@ func snapRound(t testing.TB, p *myPrimary, s myStrategy) snapped {
 	return r
 }
 
+// measureMy takes n rounds of snapshots with strategy s, each in a subtest,
+// and checks a copy of each.
+func measureMy(t *testing.T, p *myPrimary, s myStrategy, n int) []myRound {
+	t.Helper()
+	var rounds []myRound
+	for i := range n {
+		t.Run(fmt.Sprintf("try%d", i+1), func(t *testing.T) {
+			r := snapRound(t, p, s)
+			out := checkMyCopy(t, p.env, r)
+			t.Logf("%s: %s (checkpoint moved: %v)", s.name, out, r.ckptMoved)
+			rounds = append(rounds, myRound{out: out, ckptMoved: r.ckptMoved})
+		})
+	}
+	return rounds
+}
+
 // TestMariaDBSnapshot snapshots MariaDB's datadir and redo log subvolumes
 // under a concurrent writer. With a lock hook around both snapshots, every
 // copy whose snapshots the InnoDB checkpoint did not separate must start,
@@ -649,18 +726,7 @@ func TestMariaDBSnapshot(t *testing.T) {
 	p := &myPrimary{env: env, db: db, w: startMyWriter(t, db)}
 	tries := envInt(t, "SNAPHOOKS_E2E_TRIES", 5)
 
-	measure := func(t *testing.T, s myStrategy, n int) []myRound {
-		var rounds []myRound
-		for i := range n {
-			t.Run(fmt.Sprintf("try%d", i+1), func(t *testing.T) {
-				r := snapRound(t, p, s)
-				out := checkMyCopy(t, env, r)
-				t.Logf("%s: %s (checkpoint moved: %v)", s.name, out, r.ckptMoved)
-				rounds = append(rounds, myRound{out: out, ckptMoved: r.ckptMoved})
-			})
-		}
-		return rounds
-	}
+	measure := func(t *testing.T, s myStrategy, n int) []myRound { return measureMy(t, p, s, n) }
 
 	for _, typ := range lockHookTypes {
 		t.Run(typ, func(t *testing.T) {
