@@ -280,7 +280,15 @@ func pgCheckCopy(t testing.TB, env *pgEnv, r pgSnapped) pgOutcome {
 		return err
 	})
 	if err != nil {
-		out.startErr = fmt.Sprintf("%v; log:\n%s", err, tailFile(logPath, 10))
+		tail := tailFile(logPath, 10)
+		out.startErr = err.Error()
+		for _, l := range strings.Split(tail, "\n") {
+			if i := strings.Index(l, "PANIC:"); i >= 0 {
+				out.startErr += ": " + l[i:] // says why
+				break
+			}
+		}
+		out.startErr += "; log:\n" + tail
 		return out
 	}
 	defer conn.Close(context.Background())
