@@ -310,8 +310,8 @@ func (p *Plan) failCancelled(ctx context.Context, log *slog.Logger, s *Step) {
 // exec runs one step and records its outcome. A Post edge runs bounded by
 // its hook's timeout (DefaultHookTimeout for a hook that has none) plus
 // postBackstop, from its Begin; Run passes it a ctx the caller no longer
-// cancels. The clock is read once per step: End is Begin plus the time
-// elapsed on the monotonic clock.
+// cancels. The wall clock is read once per step: End is Begin plus the time
+// since, read on the monotonic clock.
 func (p *Plan) exec(ctx context.Context, log *slog.Logger, s *Step, state map[interface{}]interface{}, env Env, dryRun bool) HookReport {
 	begin := time.Now()
 	p.mu.Lock()
