@@ -217,9 +217,13 @@ func (c *trustChecker) userName(uid uint32) string {
 // check walks path from / one component at a time, following symlinks, and
 // judges every directory it passes and the file it ends at.
 func (c *trustChecker) check(path string) []error {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return []error{fmt.Errorf("check %s: %w", path, err)}
+	abs := path // not cleaned: "link/.." is the parent of what link points to
+	if !filepath.IsAbs(path) {
+		wd, err := os.Getwd()
+		if err != nil {
+			return []error{fmt.Errorf("check %s: %w", path, err)}
+		}
+		abs = wd + "/" + path
 	}
 	var errs []error
 	judge := func(p string, fi fs.FileInfo, reason func(st *syscall.Stat_t) (string, string)) {
@@ -291,7 +295,7 @@ func (c *trustChecker) check(path string) []error {
 				return errs // a file in the middle: running it fails
 			}
 			judge(next, fi, func(st *syscall.Stat_t) (string, string) { return c.judgeFile(next, fi, st) })
-			if next == filepath.Clean(abs) {
+			if links == 0 { // next is path itself
 				for _, err := range errs {
 					if te, ok := err.(*TrustError); ok && te.Path == next {
 						te.Of = ""
