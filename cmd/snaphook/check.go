@@ -66,7 +66,7 @@ func checkCommand(args []string, s streams) int {
 	}
 
 	cfg, list, ok := loadHooks(config, s)
-	if !ok {
+	if !ok || !trustHooks("check", config, cfg, s) {
 		return exitUsage
 	}
 	name := config

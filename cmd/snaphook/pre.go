@@ -147,7 +147,7 @@ func preCommand(args []string, s streams) int {
 	if !ok {
 		return exitUsage
 	}
-	if _, list, ok := parseHooks(name, data, s); !ok {
+	if cfg, list, ok := parseHooks(name, data, s); !ok || !trustHooks("pre", config, cfg, s) {
 		return exitUsage
 	} else if _, _, err := newHoldPlan(list, datasets, target.recursive, snapshot, "", nil); err != nil {
 		return usageError(s, "pre", err.Error())

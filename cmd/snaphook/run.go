@@ -140,8 +140,8 @@ func runCommand(args []string, s streams) int {
 	if err := checkSnapshotName(name); err != nil {
 		return usageError(s, "run", err.Error())
 	}
-	_, list, ok := loadHooks(o.config, s)
-	if !ok {
+	cfg, list, ok := loadHooks(o.config, s)
+	if !ok || !trustHooks("run", o.config, cfg, s) {
 		return exitUsage
 	}
 	// Look CMD up before any hook runs: a typo must not freeze anything.
@@ -149,6 +149,7 @@ func runCommand(args []string, s streams) int {
 	if err != nil {
 		return usageError(s, "run", "CMD: "+err.Error())
 	}
+	warnUntrustedCommand(cmdPath, s)
 	env := hooks.Env{hooks.EnvSnapshot: name}
 	cbEnv := hooks.Env{hooks.EnvFS: datasets[0], hooks.EnvFSList: strings.Join(datasets, "\n"), hooks.EnvSnapshot: name}
 	display := commandLine(argv)
