@@ -214,8 +214,21 @@ func (c *trustChecker) userName(uid uint32) string {
 	return n
 }
 
-// check walks path from / one component at a time, following symlinks, and
-// judges every directory it passes and the file it ends at.
+// trustWalk is the state of one check: where the walk is and what it
+// found.
+type trustWalk struct {
+	c      *trustChecker
+	path   string   // as it was named
+	errs   []error  // what was found
+	cur    string   // the directory reached, without symlinks
+	sticky bool     // cur is open to others but sticky: its entries must be trusted
+	rest   []string // the components still to walk
+	links  int      // symlinks followed
+}
+
+// check walks path from / one component at a time, following symlinks as
+// the kernel does, and judges every directory it passes and the file it
+// ends at.
 func (c *trustChecker) check(path string) []error {
 	abs := path // not cleaned: "link/.." is the parent of what link points to
 	if !filepath.IsAbs(path) {
@@ -225,87 +238,110 @@ func (c *trustChecker) check(path string) []error {
 		}
 		abs = wd + "/" + path
 	}
-	var errs []error
-	judge := func(p string, fi fs.FileInfo, reason func(st *syscall.Stat_t) (string, string)) {
-		if c.seen[p] {
-			return
-		}
-		c.seen[p] = true
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok {
-			errs = append(errs, fmt.Errorf("check %s: no owner information", p))
-			return
-		}
-		if why, fix := reason(st); why != "" {
-			errs = append(errs, &TrustError{Path: p, Of: path, UID: st.Uid, Owner: c.userName(st.Uid), Mode: fi.Mode(), Reason: why, Fix: fix})
-		}
+	w := &trustWalk{c: c, path: path, rest: strings.Split(abs, "/")}
+	if err := w.enter("/"); err != nil {
+		return []error{err}
 	}
-	cur := "/"
-	fi, err := os.Lstat(cur)
-	if err != nil {
-		return []error{fmt.Errorf("check %s: %w", path, err)}
-	}
-	judge(cur, fi, func(st *syscall.Stat_t) (string, string) { return c.judgeDir(cur, st) })
-	sticky := isStickyOpen(fi) // what is in cur must be owned by root or uid
-	rest := strings.Split(abs, "/")
-	links := 0
-	for len(rest) > 0 {
-		name := rest[0]
-		rest = rest[1:]
-		switch name {
-		case "", ".":
-			continue
-		case "..":
-			cur = filepath.Dir(cur) // cur has no symlinks: judged on the way in
-			sticky = stickyOpen(cur)
-			continue
-		}
-		next := filepath.Join(cur, name)
-		fi, err := os.Lstat(next)
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
-			return errs // running it fails; nothing more to trust
-		}
+	for len(w.rest) > 0 {
+		done, err := w.step()
 		if err != nil {
-			return append(errs, fmt.Errorf("check %s: %w", path, err))
+			return append(w.errs, err)
 		}
-		switch {
-		case fi.Mode()&fs.ModeSymlink != 0:
-			if sticky {
-				judge(next, fi, func(st *syscall.Stat_t) (string, string) { return c.judgeStickyEntry(next, st) })
-			}
-			links++
-			if links > maxTrustSymlinks {
-				return append(errs, fmt.Errorf("check %s: too many levels of symbolic links", path))
-			}
-			target, err := os.Readlink(next)
-			if err != nil {
-				return append(errs, fmt.Errorf("check %s: %w", path, err))
-			}
-			if filepath.IsAbs(target) {
-				cur = "/"
-				sticky = stickyOpen(cur)
-			}
-			rest = append(strings.Split(target, "/"), rest...)
-		case fi.IsDir():
-			cur = next
-			judge(cur, fi, func(st *syscall.Stat_t) (string, string) { return c.judgeDir(cur, st) })
-			sticky = isStickyOpen(fi)
-		default:
-			if strings.Join(rest, "") != "" {
-				return errs // a file in the middle: running it fails
-			}
-			judge(next, fi, func(st *syscall.Stat_t) (string, string) { return c.judgeFile(next, fi, st) })
-			if links == 0 { // next is path itself
-				for _, err := range errs {
-					if te, ok := err.(*TrustError); ok && te.Path == next {
-						te.Of = ""
-					}
-				}
-			}
-			return errs
+		if done {
+			break
 		}
 	}
-	return errs
+	return w.errs
+}
+
+// enter judges the directory dir and makes it the current one.
+func (w *trustWalk) enter(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("check %s: %w", w.path, err)
+	}
+	w.judge(dir, fi, func(st *syscall.Stat_t) (string, string) { return w.c.judgeDir(dir, st) })
+	w.cur, w.sticky = dir, isStickyOpen(fi)
+	return nil
+}
+
+// step walks the next component: it judges a directory and enters it,
+// follows a symlink, or judges the file at the end (done). A path that
+// does not resolve is done: running it fails, and nothing more is to be
+// trusted.
+func (w *trustWalk) step() (done bool, err error) {
+	name := w.rest[0]
+	w.rest = w.rest[1:]
+	switch name {
+	case "", ".":
+		return false, nil
+	case "..":
+		// cur has no symlinks, and its parent was judged on the way in.
+		w.cur = filepath.Dir(w.cur)
+		w.sticky = stickyOpen(w.cur)
+		return false, nil
+	}
+	next := filepath.Join(w.cur, name)
+	fi, err := os.Lstat(next)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
+		return true, nil
+	case err != nil:
+		return true, fmt.Errorf("check %s: %w", w.path, err)
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return false, w.follow(next, fi)
+	case fi.IsDir():
+		return false, w.enter(next)
+	case strings.Join(w.rest, "") != "":
+		return true, nil // a file in the middle: running it fails
+	}
+	w.judge(next, fi, func(st *syscall.Stat_t) (string, string) { return w.c.judgeFile(next, fi, st) })
+	if w.links == 0 { // next is the path as named
+		for _, err := range w.errs {
+			if te, ok := err.(*TrustError); ok && te.Path == next {
+				te.Of = ""
+			}
+		}
+	}
+	return true, nil
+}
+
+// follow puts what the symlink link points to in front of the components
+// still to walk. A link in a sticky directory must be trusted itself.
+func (w *trustWalk) follow(link string, fi fs.FileInfo) error {
+	if w.sticky {
+		w.judge(link, fi, func(st *syscall.Stat_t) (string, string) { return w.c.judgeStickyEntry(link, st) })
+	}
+	w.links++
+	if w.links > maxTrustSymlinks {
+		return fmt.Errorf("check %s: too many levels of symbolic links", w.path)
+	}
+	target, err := os.Readlink(link)
+	if err != nil {
+		return fmt.Errorf("check %s: %w", w.path, err)
+	}
+	if filepath.IsAbs(target) {
+		w.cur, w.sticky = "/", stickyOpen("/")
+	}
+	w.rest = append(strings.Split(target, "/"), w.rest...)
+	return nil
+}
+
+// judge records a *TrustError for p unless p was judged before or reason
+// finds nothing wrong.
+func (w *trustWalk) judge(p string, fi fs.FileInfo, reason func(st *syscall.Stat_t) (string, string)) {
+	if w.c.seen[p] {
+		return
+	}
+	w.c.seen[p] = true
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		w.errs = append(w.errs, fmt.Errorf("check %s: no owner information", p))
+		return
+	}
+	if why, fix := reason(st); why != "" {
+		w.errs = append(w.errs, &TrustError{Path: p, Of: w.path, UID: st.Uid, Owner: w.c.userName(st.Uid), Mode: fi.Mode(), Reason: why, Fix: fix})
+	}
 }
 
 // stickyOpen is isStickyOpen for the directory dir.
