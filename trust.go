@@ -52,6 +52,8 @@ type TrustError struct {
 	Fix string
 }
 
+// Error names the path (and the file it was checked for, if another),
+// its owner and mode, the reason and the fix.
 func (e *TrustError) Error() string {
 	what := e.Path
 	if e.Of != "" && e.Of != e.Path {
@@ -190,11 +192,10 @@ type trustChecker struct {
 	seen     map[string]bool // paths already judged
 	names    map[uint32]string
 	trustees string // "root" or "root or alice", for the reasons
-	fixOwner string // the user name for "chown NAME path"
 }
 
 func newTrustChecker(uid uint32) *trustChecker {
-	c := &trustChecker{uid: uid, seen: map[string]bool{}, names: map[uint32]string{}, trustees: "root", fixOwner: "root"}
+	c := &trustChecker{uid: uid, seen: map[string]bool{}, names: map[uint32]string{}, trustees: "root"}
 	if uid != 0 {
 		c.trustees = "root or " + c.userName(uid)
 	}
@@ -380,7 +381,7 @@ func (c *trustChecker) judgeStickyEntry(p string, st *syscall.Stat_t) (reason, f
 		return "", ""
 	}
 	return fmt.Sprintf("owned by %s, not by %s, in a sticky directory others may write", c.userName(st.Uid), c.trustees),
-		"chown -h " + c.fixOwner + " " + shellArg(p)
+		"chown -h root " + shellArg(p)
 }
 
 // judgeOwnerAndMode judges the owner of p and its write bits for group and
@@ -389,7 +390,7 @@ func (c *trustChecker) judgeOwnerAndMode(p string, st *syscall.Stat_t, writable 
 	var reasons, fixes []string
 	if !c.trusted(st.Uid) {
 		reasons = append(reasons, fmt.Sprintf("owned by %s, not by %s", c.userName(st.Uid), c.trustees))
-		fixes = append(fixes, "chown "+c.fixOwner+" "+shellArg(p))
+		fixes = append(fixes, "chown root "+shellArg(p))
 	}
 	switch {
 	case writable&0o022 == 0o022:
