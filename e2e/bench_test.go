@@ -2,7 +2,9 @@
 
 package e2e_test
 
-// The numbers of the README's "Snapshots of live databases" table, from
+// The numbers of the "Snapshots of live databases" tables of
+// docs/performance.md, and of the block-level writer stall of
+// docs/consistency.md (BenchmarkBlockWriterStall, in block_test.go), from
 // `scripts/e2e.sh --bench`: each benchmark runs SNAPHOOKS_E2E_ROUNDS rounds
 // of every case, interleaved, and reports medians. Run them with
 // -benchtime 1x: one benchmark iteration is all the rounds.

@@ -6,7 +6,7 @@
 # MariaDB and PostgreSQL whose data and logs are on two XFS volumes each.
 #
 # As root, this:
-#   1. installs btrfs-progs (and postgresql, mariadb-server) if missing;
+#   1. installs btrfs-progs, xfsprogs (and postgresql, mariadb-server) if missing;
 #   2. makes a btrfs filesystem on a sparse file in a fresh temp dir, attaches it
 #      to a loop device and mounts it, with one subvolume each for MariaDB's
 #      datadir, MariaDB's InnoDB redo log (innodb_log_group_home_dir),
@@ -30,7 +30,7 @@
 #
 # Environment:
 #   SNAPHOOKS_E2E_TRIES        tries per negative case (default 5)
-#   SNAPHOOKS_E2E_BLOCK_TRIES  tries per case of the block-level tests (default 2)
+#   SNAPHOOKS_E2E_BLOCK_TRIES  tries per case of the block-level tests, TestBlock* (default 2)
 #   SNAPHOOKS_E2E_ROUNDS       rounds per benchmark case (default 7)
 #   SNAPHOOKS_TEST_KEEP=1      keep the temp dir (server logs, test log), not the mount
 set -euo pipefail
