@@ -337,6 +337,28 @@ func hookName(h Hook) (name string) {
 	return h.String()
 }
 
+// edgeStringer is implemented by hooks whose edges do different things, so
+// that reports and logs name a step by what its edge does: the Post edge of
+// mysql-lock-tables is "MySQL UNLOCK TABLES (...)", not the String of the
+// hook, "MySQL FLUSH TABLES WITH READ LOCK (...)". EdgeString names the hook
+// for a step of edge; it never contains a secret.
+type edgeStringer interface{ EdgeString(edge Edge) string }
+
+// stepName names the step of h for edge: EdgeString if h has it, else (and
+// if EdgeString panics) hookName.
+func stepName(h Hook, edge Edge) (name string) {
+	es, ok := h.(edgeStringer)
+	if !ok || isNil(h) {
+		return hookName(h)
+	}
+	defer func() {
+		if recover() != nil {
+			name = hookName(h)
+		}
+	}()
+	return es.EdgeString(edge)
+}
+
 // hookErrIsFatal returns h.ErrIsFatal(), or true if it panics: a hook that
 // cannot say is treated as one whose failure must stop the snapshot.
 func hookErrIsFatal(h Hook) (fatal bool) {

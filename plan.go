@@ -289,7 +289,7 @@ func logStep(ctx context.Context, log *slog.Logger, level slog.Level, msg string
 	if !log.Enabled(ctx, level) {
 		return
 	}
-	all := append([]slog.Attr{slog.String("hook", hookName(s.Hook)), slog.String("edge", s.Edge.String())}, attrs...)
+	all := append([]slog.Attr{slog.String("hook", stepName(s.Hook, s.Edge)), slog.String("edge", s.Edge.String())}, attrs...)
 	log.LogAttrs(ctx, level, msg, all...)
 }
 
