@@ -214,23 +214,17 @@ func NewHookEnv(edge Edge, phase Phase, dryRun bool, timeout time.Duration, extr
 
 // HookFromConfig validates in, applies its defaults (see HookConfig.WithDefaults)
 // and returns the hook it describes: a *CommandHook, *PgChkptHook,
-// *MySQLLockTables or *MariaDBBackupStage.
+// *MySQLLockTables or *MariaDBBackupStage (see HookTypes).
 func HookFromConfig(in HookConfig) (Hook, error) {
 	in = in.WithDefaults()
 	if err := in.Validate(); err != nil {
 		return nil, err
 	}
-	switch in.Type {
-	case TypeCommand:
-		return NewCommandHook(in)
-	case TypePostgresCheckpoint:
-		return newPgChkptHook(in)
-	case TypeMySQLLockTables:
-		return newMySQLLockTables(in)
-	case TypeMariaDBBackupStage:
-		return newMariaDBBackupStage(in)
+	t, ok := lookupHookType(in.Type)
+	if !ok {
+		return nil, fmt.Errorf("type: unknown hook type %q", in.Type) // unreachable after Validate
 	}
-	return nil, fmt.Errorf("type: unknown hook type %q", in.Type) // unreachable after Validate
+	return t.build(in)
 }
 
 // ListFromConfig returns the hooks of in, in order. The first invalid hook
