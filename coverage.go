@@ -277,7 +277,8 @@ func (d datasetName) ToString() string { return string(d) }
 // coverageCheck is the check a database hook's Pre edge runs before it
 // takes anything, in the hook's coverage mode. files asks the server on the
 // hook's session. It returns the warnings for the report (mode warn) or an
-// error (mode strict, or the server could not be asked in mode strict).
+// error: in mode strict a problem or an unknown coverage; in every mode
+// the error of files when it could not reach or query the server.
 func coverageCheck(ctx context.Context, log *slog.Logger, mode string, extra Env, files func(context.Context) ([]ServerFile, error)) (warnings []string, err error) {
 	if mode == CoverageOff {
 		return nil, nil
@@ -292,7 +293,9 @@ func coverageCheck(ctx context.Context, log *slog.Logger, mode string, extra Env
 	found, err := files(ctx)
 	if err != nil {
 		if ctx.Err() != nil || !errors.Is(err, ErrCoverageUnknown) {
-			return nil, fmt.Errorf("coverage: %w", err)
+			// Not reaching the server is the hook's failure, as it would
+			// be without the check: said the same way.
+			return nil, err
 		}
 		return fail(err.Error())
 	}
@@ -322,4 +325,15 @@ func coverageCheck(ctx context.Context, log *slog.Logger, mode string, extra Env
 		log.WarnContext(ctx, m)
 	}
 	return msgs, nil
+}
+
+// warningsText is the tail of a report's String for its warnings:
+// "; warning: <w>" for each.
+func warningsText(warnings []string) string {
+	var b strings.Builder
+	for _, w := range warnings {
+		b.WriteString("; warning: ")
+		b.WriteString(w)
+	}
+	return b.String()
 }

@@ -137,7 +137,7 @@ func TestCoverageCheckModes(t *testing.T) {
 		{"off_does_not_ask", CoverageOff, nil, nil, "", ""},
 		{"an_unknown_coverage_warns_under_warn", CoverageWarn, deniedUnknown, []string{"coverage unknown\nthe role may not read data_directory"}, "", "level=WARN"},
 		{"an_unknown_coverage_fails_under_strict", CoverageStrict, deniedUnknown, nil, "coverage (strict): coverage unknown", ""},
-		{"other_errors_fail_in_every_mode", CoverageWarn, denied, nil, "coverage: coverage unknown: the role", ""},
+		{"other_errors_fail_in_every_mode", CoverageWarn, denied, nil, "coverage unknown: the role", ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			log, buf := testLogger()

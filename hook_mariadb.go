@@ -100,7 +100,16 @@ func newMariaDBBackupStage(in HookConfig) (*MariaDBBackupStage, error) {
 	}
 	h := &MariaDBBackupStage{config: my.config}
 	h.heldHook = mysqlHeldHook(my.hookSettings, my.config, "MariaDB BACKUP STAGE", "MariaDB "+mariadbBackupEnd, mariadbBackupStages[0], mariadbBackupEnd, h.take)
+	h.check = my.check
 	return h, nil
+}
+
+// ServerFiles asks the server where it keeps its files, as
+// MySQLLockTables.ServerFiles does; see ServerFiler.
+func (h *MariaDBBackupStage) ServerFiles(ctx context.Context) ([]ServerFile, error) {
+	return boundedServerFiles(ctx, h.timeout, h.config.Passwd, func(ctx context.Context) ([]ServerFile, error) {
+		return mysqlLocatedFiles(ctx, h.config)
+	})
 }
 
 // String returns "MariaDB BACKUP STAGE (<target>)", where the target is

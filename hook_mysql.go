@@ -117,7 +117,31 @@ func newMySQLLockTables(in HookConfig) (*MySQLLockTables, error) {
 	}
 	h := &MySQLLockTables{config: cfg}
 	h.heldHook = mysqlHeldHook(settings, cfg, "MySQL "+mysqlLockStmt, "MySQL "+mysqlUnlockStmt, mysqlLockStmt, mysqlUnlockStmt, h.take)
+	h.check = mysqlCoverageCheck(coverageMode(in), cfg)
 	return h, nil
+}
+
+// mysqlCoverageCheck returns the heldHook.check of a lock hook: the
+// coverage check of the server of cfg, in mode; nil for CoverageOff.
+func mysqlCoverageCheck(mode string, cfg *mysql.Config) func(context.Context, *slog.Logger, Env) ([]string, error) {
+	if mode == CoverageOff {
+		return nil
+	}
+	return func(ctx context.Context, log *slog.Logger, extra Env) ([]string, error) {
+		return coverageCheck(ctx, log, mode, extra, func(ctx context.Context) ([]ServerFile, error) {
+			return mysqlLocatedFiles(ctx, cfg)
+		})
+	}
+}
+
+// ServerFiles asks the server where it keeps its files (datadir, the InnoDB
+// directories, the binary log, MariaDB's Aria log), on a session of its
+// own, and locates them on this host; see ServerFiler. It needs no
+// privilege beyond connecting.
+func (h *MySQLLockTables) ServerFiles(ctx context.Context) ([]ServerFile, error) {
+	return boundedServerFiles(ctx, h.timeout, h.config.Passwd, func(ctx context.Context) ([]ServerFile, error) {
+		return mysqlLocatedFiles(ctx, h.config)
+	})
 }
 
 // mysqlHeldHook returns the engine of a hook that holds a lock on a pinned

@@ -9,7 +9,9 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -106,6 +108,55 @@ func pgServerFiles(ctx context.Context, conn *pgx.Conn) ([]ServerFile, error) {
 		return nil, fmt.Errorf("read the tablespaces: %w", err)
 	}
 	return files, nil
+}
+
+// mysqlLocatedFiles asks the MySQL or MariaDB server of cfg, on a session
+// of its own that it closes, where it keeps its files, and locates them on
+// this host.
+func mysqlLocatedFiles(ctx context.Context, cfg *mysql.Config) ([]ServerFile, error) {
+	s, err := openMySQLSession(ctx, GetLogger(ctx), cfg, "")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = s.end() }()
+	files, err := mysqlServerFiles(ctx, s.conn)
+	if err != nil {
+		return nil, err
+	}
+	return locateServerFiles(ctx, files, cfg.Net, cfg.Addr)
+}
+
+// pgLocatedFiles asks the PostgreSQL server on conn where it keeps its
+// files, and locates them on this host, for the address conn is connected
+// to.
+func pgLocatedFiles(ctx context.Context, conn *pgx.Conn) ([]ServerFile, error) {
+	files, err := pgServerFiles(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	remote := conn.PgConn().Conn().RemoteAddr()
+	return locateServerFiles(ctx, files, remote.Network(), remote.String())
+}
+
+// boundedServerFiles runs files bounded by timeout, says an ended ctx as
+// describeTimeout does, and takes secret out of the error: the ServerFiles
+// of the database hooks.
+func boundedServerFiles(parent context.Context, timeout time.Duration, secret string, files func(context.Context) ([]ServerFile, error)) ([]ServerFile, error) {
+	ctx, cancel := context.WithTimeout(parent, timeout)
+	defer cancel()
+	out, err := files(ctx)
+	if err != nil {
+		return nil, redactSecret(describeTimeout(parent, ctx, timeout, err), secret)
+	}
+	return out, nil
+}
+
+// coverageMode is the mode of a hook's coverage key: "" is CoverageWarn.
+func coverageMode(in HookConfig) string {
+	if in.Coverage == "" {
+		return CoverageWarn
+	}
+	return in.Coverage
 }
 
 // serverFileList collects the directories of a server, each once.

@@ -267,7 +267,7 @@ create_postgres_roles() {
 	runuser -u postgres -- "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$TMP/pg/run" -p "$PG_PORT" \
 		-U "$PG_ADMIN_USER" -d postgres >/dev/null <<-EOF
 		CREATE ROLE $PG_CHKPT_USER LOGIN PASSWORD '$PG_CHKPT_PASS';
-		GRANT pg_checkpoint TO $PG_CHKPT_USER;
+		GRANT pg_checkpoint, pg_read_all_settings TO $PG_CHKPT_USER;
 		CREATE ROLE $PG_NOPRIV_USER LOGIN PASSWORD '$PG_NOPRIV_PASS';
 	EOF
 }
