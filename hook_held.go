@@ -336,6 +336,10 @@ func (r *HeldReport) String() string {
 // HadError reports whether the run failed.
 func (r *HeldReport) HadError() bool { return r.Err != nil }
 
+// HadWarning reports whether the report has Warnings, whether the run failed
+// or not.
+func (r *HeldReport) HadWarning() bool { return len(r.Warnings) > 0 }
+
 // Error is String() when the run failed, else "".
 func (r *HeldReport) Error() string {
 	if r.Err == nil {

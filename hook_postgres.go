@@ -239,6 +239,10 @@ func (r *PgChkptHookReport) String() string {
 // HadError reports whether the run failed.
 func (r *PgChkptHookReport) HadError() bool { return r.Err != nil }
 
+// HadWarning reports whether the report has Warnings, whether the run failed
+// or not.
+func (r *PgChkptHookReport) HadWarning() bool { return len(r.Warnings) > 0 }
+
 // Error is String() when the run failed, else "".
 func (r *PgChkptHookReport) Error() string {
 	if r.Err == nil {

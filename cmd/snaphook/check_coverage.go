@@ -102,3 +102,11 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// hadWarning reports whether a step's report warns about something although
+// the step may have succeeded (the coverage check of a database hook): the
+// text report shows such a report as it shows a failed one.
+func hadWarning(r hooks.HookReport) bool {
+	w, ok := r.(interface{ HadWarning() bool })
+	return ok && w.HadWarning()
+}
