@@ -14,9 +14,8 @@ import (
 	"github.com/snaphooks/hooks"
 )
 
-const checkHelp = `Usage: snaphook check -c FILE [--fs DATASET]... [-r]
-
-Validates FILE as "snaphook run" reads it. If FILE is invalid, prints every
+// checkAbout is the help of check between its usage and its flags.
+const checkAbout = `Validates FILE as "snaphook run" reads it. If FILE is invalid, prints every
 problem to stderr, one per line, with the hook number, the field and the line:
   hooks.yml: hook #2 (line 7): path: "bin/x" is not absolute
 and exits with status 64.
@@ -26,9 +25,10 @@ err_is_fatal, post_on_pre_error, filesystems; never a password), then for
 each --fs DATASET the hooks that "snaphook run --fs DATASET" would run, in
 the order of their pre edges, and with several --fs the hooks that one run
 with all of them would run, each once. With -r, each DATASET stands for
-itself and every dataset below it, as for "snaphook run -r". On stderr it warns about command hooks whose
-path is not an executable file on this machine, and, if --fs was given, about
-hooks that match none of the datasets.
+itself and every dataset below it, as for "snaphook run -r". On stderr it
+warns about command hooks whose path is not an executable file on this
+machine, and, if --fs was given, about hooks that match none of the
+datasets.
 
 With --fs, it also connects to the server of each database hook that the run
 would run (as a dry run does), lists where the server keeps its files (data,
@@ -37,52 +37,54 @@ about each file the snapshot would miss ("the redo log (/srv/log) is on
 tank/log, which this snapshot does not include") or whose dataset it cannot
 tell.
 
-Flags:
-  -c, --config FILE   the hook list: YAML, as the "hooks:" of a zrepl job;
-                      "-" reads it from stdin
-  --fs DATASET        a dataset to show the hooks of; may be repeated
-  -r, --recursive     each --fs stands for itself and every dataset below it
-  -h, --help          show this help
+`
 
-Exit status:
+// checkExits is the exit status section of check's help.
+const checkExits = `Exit status:
   0   FILE is valid (warnings or not)
   64  FILE is invalid or unreadable, or bad usage
 `
 
-func checkCommand(args []string, s streams) int {
-	var config string
-	var sf scopeFlags
-	fset := flag.NewFlagSet("check", flag.ContinueOnError)
-	fset.StringVar(&config, "c", "", "")
-	fset.StringVar(&config, "config", "", "")
-	sf.register(fset)
-	if code, done := parseFlags(fset, args, checkHelp, s); done {
-		return code
-	}
+// setupCheck defines the flags of check.
+func setupCheck(fset *flag.FlagSet) func([]string, streams) int {
+	var c commonFlags
+	c.register(fset, flagConfig, flagScope)
+	return func(args []string, s streams) int { return checkCommand(&c, args, s) }
+}
+
+// checkCommand is the check command, after its flags.
+func checkCommand(c *commonFlags, args []string, s streams) int {
 	switch {
-	case config == "":
+	case c.config == "":
 		return usageError(s, "check", "missing -c FILE")
-	case fset.NArg() > 0:
-		return usageError(s, "check", fmt.Sprintf("unexpected argument %q", fset.Arg(0)))
+	case len(args) > 0:
+		return usageError(s, "check", fmt.Sprintf("unexpected argument %q", args[0]))
 	}
 	var scope hooks.Scope
-	if len(sf.fs) > 0 {
+	if len(c.scope.fs) > 0 {
 		var err error
-		if scope, err = sf.scope(); err != nil {
+		if scope, err = c.scope.scope(); err != nil {
 			return usageError(s, "check", err.Error())
 		}
 	}
-
-	cfg, list, ok := loadHooks(config, s)
+	cfg, list, ok := loadHooks(c.config, s)
 	if !ok {
 		return exitUsage
 	}
-	name := config
+	name := c.config
 	if name == "-" {
 		name = stdinName
 	}
+	listHooks(s, name, cfg, list)
+	if len(scope.Datasets) == 0 {
+		return exitOK
+	}
+	return listScopes(s, name, cfg, list, scope)
+}
 
-	// The hooks.
+// listHooks prints the hooks of the config read from name, and warns on
+// stderr about command hooks whose path is not an executable file here.
+func listHooks(s streams, name string, cfg hooks.HookList, list hooks.List) {
 	fmt.Fprintf(s.Stdout, "%s: %s\n", name, plural(len(list), "hook", "hooks"))
 	if len(list) > 0 {
 		tw := tabwriter.NewWriter(s.Stdout, 0, 0, 2, ' ', 0)
@@ -102,11 +104,11 @@ func checkCommand(args []string, s streams) int {
 			fmt.Fprintf(s.Stderr, "warning: hook #%d: %s\n", i+1, sanitize(err.Error()))
 		}
 	}
+}
 
-	// The hooks of each dataset, and of all of them together.
-	if len(scope.Datasets) == 0 {
-		return exitOK
-	}
+// listScopes prints the hooks that run for each dataset of scope, and for
+// all of them together, and warns about hooks that match none.
+func listScopes(s streams, name string, cfg hooks.HookList, list hooks.List, scope hooks.Scope) int {
 	fmt.Fprintln(s.Stdout)
 	matched := make([]bool, len(list))
 	tw := tabwriter.NewWriter(s.Stdout, 0, 0, 2, ' ', 0)

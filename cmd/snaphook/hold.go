@@ -41,21 +41,17 @@ const holdExpiredMsg = "hold expired after"
 // newHoldPlan builds the plan of a hold: one job plan (hooks.NewJobPlan) of
 // the hooks of list that match any of datasets (or, if recursive, anything
 // below them), around cb, with ZREPL_FS, ZREPL_FS_LIST and ZREPL_SNAPNAME
-// set. It returns the number of hooks that run.
-func newHoldPlan(list hooks.List, datasets []string, recursive bool, snapshot, display string, cb hooks.HookJobCallback) (*hooks.Plan, int, error) {
+// set.
+func newHoldPlan(list hooks.List, datasets []string, recursive bool, snapshot, display string, cb hooks.HookJobCallback) (*hooks.Plan, error) {
 	scope := hooks.Scope{Recursive: recursive}
 	for _, d := range datasets {
 		p, err := hooks.NewDatasetPath(d)
 		if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 		scope.Datasets = append(scope.Datasets, p)
 	}
-	plan, err := hooks.NewJobPlan(&list, hooks.PhaseSnapshot, hooks.NewCallbackHook(display, cb, nil), scope, hooks.Env{hooks.EnvSnapshot: snapshot})
-	if err != nil {
-		return nil, 0, err
-	}
-	return plan, (len(plan.Report()) - 1) / 2, nil
+	return hooks.NewJobPlan(&list, hooks.PhaseSnapshot, hooks.NewCallbackHook(display, cb, nil), scope, hooks.Env{hooks.EnvSnapshot: snapshot})
 }
 
 // holdDisplay names the callback step of a hold in reports.
@@ -162,7 +158,7 @@ func (h *holder) run(lockF *os.File) int {
 	if err != nil {
 		return h.fail(fmt.Errorf("%s: %w", h.job.ConfigName, err))
 	}
-	plan, n, err := newHoldPlan(*list, h.job.Datasets, h.job.Recursive, h.job.Snapshot, holdDisplay(h.maxHold), h.callback)
+	plan, err := newHoldPlan(*list, h.job.Datasets, h.job.Recursive, h.job.Snapshot, holdDisplay(h.maxHold), h.callback)
 	if err != nil {
 		return h.fail(err)
 	}
@@ -171,7 +167,6 @@ func (h *holder) run(lockF *os.File) int {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	sig := watchSignals(ctx, h.log, cancel)
-
 	h.conns.Add(1)
 	go func() {
 		defer h.conns.Done()
@@ -179,11 +174,11 @@ func (h *holder) run(lockF *os.File) int {
 	}()
 
 	h.log.LogAttrs(ctx, slog.LevelInfo, "hold: running the pre edges", slog.String("fs", datasetList(h.job.Datasets, h.job.Recursive)),
-		slog.String("snapshot", h.job.Snapshot), slog.Int("hooks", n), slog.Int("holder_pid", os.Getpid()), slog.Duration("max_hold", h.maxHold))
+		slog.String("snapshot", h.job.Snapshot), slog.Int("hooks", plan.Report().Hooks()), slog.Int("holder_pid", os.Getpid()), slog.Duration("max_hold", h.maxHold))
 	plan.Run(hooks.WithLogger(ctx, h.log), false)
-	signalName := sig.stop()
+	signalName, signalAt := sig.stop()
 
-	res := h.resultFor(plan.Report(), signalName)
+	res := h.resultFor(plan.Report(), signalName, signalAt)
 	h.log.LogAttrs(ctx, slog.LevelInfo, "hold: done", slog.Int("exit_code", res.Code), slog.String("result", lastLine(res.Text)))
 	h.finish(res, lockF)
 	return exitOK
@@ -195,14 +190,10 @@ func (h *holder) callback(ctx context.Context) error {
 	rep := h.plan.Report()
 	steps, _ := json.Marshal(rep)
 	preErr := false
-	hooksRun := 0
 	for _, st := range rep {
-		if st.Edge == hooks.Pre {
-			hooksRun++
-			preErr = preErr || st.Status == hooks.StepErr
-		}
+		preErr = preErr || st.Edge == hooks.Pre && st.Status == hooks.StepErr
 	}
-	info := &holdInfo{PID: os.Getpid(), Hooks: hooksRun, PreError: preErr, Report: sanitize(rep.String()), Steps: steps}
+	info := &holdInfo{PID: os.Getpid(), Hooks: rep.Hooks(), PreError: preErr, Report: sanitize(rep.String()), Steps: steps}
 	// From here on a post may claim the hold: pre returns once it has sent
 	// its ack, and its caller may run post before this process has read it.
 	h.mu.Lock()

@@ -26,6 +26,7 @@ type holdResultJSON struct {
 	HadError      bool             `json:"had_error"`
 	HadFatalError bool             `json:"had_fatal_error"`
 	Skipped       bool             `json:"skipped"` // a pre hook asked to skip the snapshot
+	Fate          hooks.Fate       `json:"fate"`    // what became of the snapshot: taken, skipped, ...
 	Expired       bool             `json:"expired"`
 	Signal        string           `json:"signal,omitempty"` // a signal the holder received
 	ExitCode      int              `json:"exit_code"`
@@ -34,29 +35,12 @@ type holdResultJSON struct {
 }
 
 // resultFor renders the final report of the hold as post prints it: the
-// text as run prints it, and the JSON.
-func (h *holder) resultFor(rep hooks.PlanReport, signal string) holdResult {
-	code := exitCodeFor(rep)
-	target := snapshotTarget(h.job.Datasets, h.job.Recursive, h.job.Snapshot)
-	cb, _ := rep.Callback()
-	expired := cb.Status == hooks.StepErr && cb.Report != nil && strings.Contains(cb.Report.Error(), holdExpiredMsg)
-	var summary string
-	switch {
-	case code == exitOK:
-		summary = fmt.Sprintf("ok: %s: the hooks succeeded and held for %s, until snaphook post", target, cb.Duration().Round(time.Millisecond))
-	case code == exitHookError:
-		summary = fmt.Sprintf("hook error: %s: the hold lasted until snaphook post, but a hook failed", target)
-	case expired:
-		summary = fmt.Sprintf("hold expired: %s: no snaphook post came within %s; the post edges ran at %s", target, h.maxHold, cb.End.Format(time.RFC3339))
-	case code == exitSkipped:
-		summary = fmt.Sprintf("snapshot skipped: %s: %s asked to skip it; nothing is held", target, skipper(rep))
-	case cb.Status == hooks.StepErr && cb.Report != nil && signal == "":
-		summary = fmt.Sprintf("hold failed: %s: %s", target, cb.Report.Error())
-	case signal != "":
-		summary = fmt.Sprintf("snapshot skipped: %s: the holder was interrupted by %s; nothing is held", target, signal)
-	default:
-		summary = fmt.Sprintf("snapshot skipped: %s: a pre hook with err_is_fatal failed; nothing is held", target)
-	}
+// text as run prints it, and the JSON. signal is the first signal the
+// holder received, at, "" if none.
+func (h *holder) resultFor(rep hooks.PlanReport, signal string, at time.Time) holdResult {
+	outcome := rep.Outcome(runInfo(false, signal, at))
+	code := exitCodeFor(outcome)
+	summary, expired := h.summarize(rep, outcome)
 	var text strings.Builder
 	writeTextReport(&text, rep, summary)
 	j, err := json.Marshal(holdResultJSON{
@@ -68,6 +52,7 @@ func (h *holder) resultFor(rep hooks.PlanReport, signal string) holdResult {
 		HadError:      rep.HadError(),
 		HadFatalError: rep.HadFatalError(),
 		Skipped:       rep.HadSkip(),
+		Fate:          outcome.Fate,
 		Expired:       expired,
 		Signal:        signal,
 		ExitCode:      code,
@@ -78,6 +63,31 @@ func (h *holder) resultFor(rep hooks.PlanReport, signal string) holdResult {
 		j = []byte(`{}`)
 	}
 	return holdResult{Code: code, Text: text.String(), JSON: j}
+}
+
+// summarize says in one line what became of the hold: the outcome's
+// summary, in the words of a hold where the callback is the hold itself.
+// expired is true if no post came within --max-hold.
+func (h *holder) summarize(rep hooks.PlanReport, o hooks.Outcome) (summary string, expired bool) {
+	target := snapshotTarget(h.job.Datasets, h.job.Recursive, h.job.Snapshot)
+	cb, _ := rep.Callback()
+	also := ""
+	if f := o.FailureSummary(); f != "" {
+		also = "; also, " + f
+	}
+	switch {
+	case o.Fate == hooks.FateTaken && len(o.Failed) == 0:
+		return fmt.Sprintf("ok: %s: the hooks succeeded and held for %s, until snaphook post", target, cb.Duration().Round(time.Millisecond)), false
+	case o.Fate == hooks.FateTaken:
+		return fmt.Sprintf("hook error: %s: the hold lasted until snaphook post, but %s", target, o.FailureSummary()), false
+	case o.Fate == hooks.FateFailed && cb.Report != nil && strings.Contains(cb.Report.Error(), holdExpiredMsg):
+		return fmt.Sprintf("hold expired: %s: no snaphook post came within %s; the post edges ran at %s%s", target, h.maxHold, cb.End.Format(time.RFC3339), also), true
+	case o.Fate == hooks.FateFailed:
+		return fmt.Sprintf("hold failed: %s: %s%s", target, cb.Report.Error(), also), false
+	case o.Fate == hooks.FateInterrupted:
+		return fmt.Sprintf("hold interrupted: %s: %v during the hold; whether the snapshot was taken is unknown%s", target, o.Cancel, also), false
+	}
+	return o.Summary(target) + "; nothing is held", false
 }
 
 // lastLine returns the last non-empty line of s.

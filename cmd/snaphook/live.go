@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -54,28 +55,25 @@ type liveView struct {
 	shown   bool   // whether line is on the screen
 	stopped bool
 
-	quit chan struct{}
-	wg   sync.WaitGroup
+	bg *background // the refresh loop
 }
 
 // startLiveView draws status() on term now and then every interval.
 func startLiveView(term *os.File, width int, interval time.Duration, status func() string) *liveView {
-	v := &liveView{term: term, status: status, width: width, quit: make(chan struct{})}
+	v := &liveView{term: term, status: status, width: width, bg: newBackground()}
 	v.refresh()
-	v.wg.Add(1)
-	go func() {
-		defer v.wg.Done()
+	v.bg.Go(func(ctx context.Context) {
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
 			select {
-			case <-v.quit:
+			case <-ctx.Done():
 				return
 			case <-t.C:
 				v.refresh()
 			}
 		}
-	}()
+	})
 	return v
 }
 
@@ -134,8 +132,7 @@ func (v *liveView) logWriter(w io.Writer) io.Writer {
 // stop stops the updates and clears the status line. Writes through
 // logWriter go straight to their writer after that.
 func (v *liveView) stop() {
-	close(v.quit)
-	v.wg.Wait()
+	v.bg.stop()
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.clearLine()

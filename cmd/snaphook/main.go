@@ -8,14 +8,15 @@
 //
 //	snaphook run -c FILE --fs DATASET [flags] -- CMD [ARGS...]
 //	snaphook check -c FILE [--fs DATASET]...
+//	snaphook pre -c FILE [--fs DATASET]... [flags]
+//	snaphook post [--fs DATASET]... [flags]
 //	snaphook version
 //
-// Run "snaphook help" for the flags, the signals and the exit codes.
+// Run "snaphook help" for the commands, and "snaphook help COMMAND" for the
+// flags, the signals and the exit codes of one; commands.go holds them all.
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -43,47 +44,21 @@ const (
 	exitUsage = 64
 )
 
-// exitCodesHelp documents the exit codes in every help text.
+// exitCodesHelp documents the exit codes of run and post; pre and check
+// have their own.
 const exitCodesHelp = `Exit status:
   0   all went well
   1   a hook failed, but the snapshot was taken (CMD ran and succeeded)
-  2   the snapshot was skipped or failed: a pre hook with err_is_fatal
-      failed, snaphook was interrupted, or CMD failed
-  3   a pre hook asked to skip the snapshot (skip_exit_code): no error,
-      no snapshot
+  2   no snapshot, and something went wrong: a pre hook with err_is_fatal
+      failed, snaphook was interrupted, CMD failed (or was stopped by a
+      signal: whether it took the snapshot is unknown), or a hook failed
+      when a pre hook asked to skip the snapshot
+  3   a pre hook asked to skip the snapshot (skip_exit_code), and no hook
+      failed: no error, no snapshot
   64  bad usage or bad config; nothing ran
+When several apply, the first of 64, 2, 3, 1 wins: a skip together with a
+hook error exits 2, and the summary line names both.
 `
-
-const mainHelp = `snaphook runs pre- and post-snapshot hooks around a snapshot command.
-The hooks are configured as in zrepl (command, postgres-checkpoint and
-mysql-lock-tables hooks) and get zrepl's environment variables.
-
-Usage:
-  snaphook run -c FILE --fs DATASET [flags] -- CMD [ARGS...]
-  snaphook check -c FILE [--fs DATASET]...
-<<<<<<< HEAD
-  snaphook help [run | check]
-  snaphook version
-=======
-  snaphook pre -c FILE [--fs DATASET]... [--max-hold DURATION]
-  snaphook post [--fs DATASET]...
-  snaphook help [run | check | pre | post]
->>>>>>> split
-
-Commands:
-  run     run the hooks of FILE that match DATASET around CMD
-  check   validate FILE, list its hooks and which of them run for each DATASET
-<<<<<<< HEAD
-  version print the version of snaphook and of Go it was built with
-          (also: snaphook --version)
-=======
-  pre     run the pre edges and leave a holder that keeps the hooks' locks
-  post    have that holder run the post edges (for sanoid, zfs-autobackup)
->>>>>>> split
-
-Run 'snaphook help run' or 'snaphook run --help' for the flags of a command.
-
-` + exitCodesHelp
 
 // streams are the standard files of the process. Stdout and Stderr are files,
 // not writers, because the live view needs to know whether they are
@@ -102,47 +77,22 @@ func main() {
 // returns the exit code.
 func snaphook(args []string, s streams) int {
 	if len(args) == 0 {
-		fmt.Fprint(s.Stderr, "snaphook: no command given\n\n"+mainHelp)
+		fmt.Fprint(s.Stderr, "snaphook: no command given\n\n"+mainHelp())
 		return exitUsage
 	}
-	switch cmd, rest := args[0], args[1:]; cmd {
-	case "run":
-		return runCommand(rest, s)
-	case "check":
-		return checkCommand(rest, s)
-	case "version", "-version", "--version":
-		return versionCommand(rest, s)
-	case "pre":
-		return preCommand(rest, s)
-	case "post":
-		return postCommand(rest, s)
-	case holderCommand:
-		return runHolder(s)
+	name, rest := args[0], args[1:]
+	switch name {
 	case "help", "-h", "-help", "--help":
-		if len(rest) == 0 {
-			fmt.Fprint(s.Stdout, mainHelp)
-			return exitOK
-		}
-		switch rest[0] {
-		case "run":
-			fmt.Fprint(s.Stdout, runHelp)
-			return exitOK
-		case "check":
-			fmt.Fprint(s.Stdout, checkHelp)
-			return exitOK
-		case "pre":
-			fmt.Fprint(s.Stdout, preHelp)
-			return exitOK
-		case "post":
-			fmt.Fprint(s.Stdout, postHelp)
-			return exitOK
-		}
-		fmt.Fprintf(s.Stderr, "snaphook help: unknown command %q (want run or check)\n", rest[0])
-		return exitUsage
-	default:
-		fmt.Fprintf(s.Stderr, "snaphook: unknown command %q (want run or check)\nRun 'snaphook help' for usage.\n", cmd)
+		return helpCommand(rest, s)
+	case "-version", "--version":
+		name = "version"
+	}
+	cmd := lookupCommand(name)
+	if cmd == nil {
+		fmt.Fprintf(s.Stderr, "snaphook: unknown command %q (want %s)\nRun 'snaphook help' for usage.\n", name, commandNames())
 		return exitUsage
 	}
+	return cmd.exec(rest, s)
 }
 
 // survivePipeErrors keeps a broken stdout or stderr (a closed pipe, as in
@@ -155,23 +105,6 @@ func snaphook(args []string, s streams) int {
 // not ignored, so hooks and CMD start with the default action for SIGPIPE.
 func survivePipeErrors() {
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
-}
-
-// parseFlags parses args with fset, which must have been created with
-// flag.ContinueOnError. It returns done=true with the exit code if the
-// command is over: after printing help (exit 0) or a usage error (64).
-func parseFlags(fset *flag.FlagSet, args []string, help string, s streams) (code int, done bool) {
-	fset.SetOutput(io.Discard) // the errors are printed below, the help by us
-	fset.Usage = func() {}
-	err := fset.Parse(args)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(s.Stdout, help)
-		return exitOK, true
-	}
-	if err != nil {
-		return usageError(s, fset.Name(), err.Error()), true
-	}
-	return 0, false
 }
 
 // usageError prints a usage error of command name and returns exitUsage.

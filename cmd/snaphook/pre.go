@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -21,9 +22,8 @@ import (
 // writers while it is held: a snapshot takes well under a second.
 const defaultMaxHold = 60 * time.Second
 
-const preHelp = `Usage: snaphook pre -c FILE [--fs DATASET]... [-r] [flags]
-
-Runs the pre_snapshot edges of the hooks of FILE that match DATASET and,
+// preAbout is the help of pre between its usage and its flags.
+const preAbout = `Runs the pre_snapshot edges of the hooks of FILE that match DATASET and,
 unless a pre edge with err_is_fatal failed, leaves a holder: a detached
 process that keeps each hook's state (the pinned database sessions, with
 their locks) until "snaphook post" for the same datasets, or until
@@ -47,109 +47,92 @@ sanoid.conf:
   post_snapshot_script = /usr/local/bin/snaphook post
   no_inconsistent_snapshot = yes
 
-Flags:
-  -c, --config FILE      the hook list, as for "snaphook run"; "-" reads it
-                         from stdin
-  --fs DATASET           the dataset to snapshot; may be repeated
-  -r, --recursive        the datasets and everything below them
-  --snapshot NAME        the snapshot name for ZREPL_SNAPNAME (default:
-                         $SANOID_SNAPNAME, else PREFIX and the UTC time)
-  --prefix PREFIX        the prefix of a generated name (default "snaphook_")
-  --max-hold DURATION    the dead-man switch: if no "snaphook post" comes
-                         within DURATION after the pre edges, the holder runs
-                         the post edges by itself, logs an error, and a later
-                         post reports "hold expired" (default 60s; > 0)
-  --json                 print the result as JSON
-  --log-level LEVEL      debug, info, warn or error (default info)
-  -h, --help             show this help
+`
 
-Exit status:
+// preExits is the exit status section of pre's help.
+const preExits = `Exit status:
   0   the pre edges ran (a non-fatal pre hook error is logged and reported
       again by post) and the holder holds: take the snapshot, then run post
   2   nothing is held: a pre hook with err_is_fatal failed, pre was
       interrupted, the datasets are already held by another pre, or the
       holder could not start; the post edges of the hooks that ran have run
-  3   nothing is held: a pre hook asked to skip the snapshot (skip_exit_code);
-      the post edges of the hooks before it have run
+  3   nothing is held: a pre hook asked to skip the snapshot (skip_exit_code)
+      and no hook failed; the post edges of the hooks before it have run
+      (a skip together with a hook error exits 2)
   64  bad usage or bad config; nothing ran
 `
 
-// targetFlags are the flags that name the datasets of a hold, shared by pre
-// and post: those of run (--fs, -r), with sanoid's environment as the
-// fallback for --fs.
-type targetFlags struct{ scopeFlags }
-
-func (t *targetFlags) add(fset *flag.FlagSet) { t.register(fset) }
-
-// datasets returns the datasets of --fs, or else those of $SANOID_TARGETS,
-// checked, without duplicates. fromSanoid tells which.
-func (t *targetFlags) datasets() (datasets []string, fromSanoid bool, err error) {
-	if len(t.fs) == 0 {
+// holdDatasets returns the datasets of --fs, or else those of
+// $SANOID_TARGETS, checked, without duplicates. fromSanoid tells which.
+func holdDatasets(f *scopeFlags) (datasets []string, fromSanoid bool, err error) {
+	if len(f.fs) == 0 {
 		env := os.Getenv("SANOID_TARGETS")
 		if env == "" {
 			return nil, false, errors.New("missing --fs DATASET (and SANOID_TARGETS is not set)")
 		}
-		t.fs = strings.Split(env, ",")
+		f.fs = strings.Split(env, ",")
 		fromSanoid = true
 	}
-	sc, err := t.scope()
+	sc, err := f.scope()
 	if err != nil {
 		return nil, false, err
 	}
 	return scopeNames(sc), fromSanoid, nil
 }
 
-func preCommand(args []string, s streams) int {
-	var (
-		target                   targetFlags
-		config, snapshot, prefix string
-		logLevel                 string
-		maxHold                  time.Duration
-		jsonOut                  bool
-	)
-	fset := flag.NewFlagSet("pre", flag.ContinueOnError)
-	fset.StringVar(&config, "c", "", "")
-	fset.StringVar(&config, "config", "", "")
-	target.add(fset)
-	fset.StringVar(&snapshot, "snapshot", "", "")
-	fset.StringVar(&prefix, "prefix", "snaphook_", "")
-	fset.DurationVar(&maxHold, "max-hold", defaultMaxHold, "")
-	fset.BoolVar(&jsonOut, "json", false, "")
-	fset.StringVar(&logLevel, "log-level", "info", "")
-	if code, done := parseFlags(fset, args, preHelp, s); done {
-		return code
-	}
+// preOptions are the flags of pre.
+type preOptions struct {
+	common           commonFlags
+	snapshot, prefix string
+	maxHold          time.Duration
+}
+
+// setupPre defines the flags of pre.
+func setupPre(fset *flag.FlagSet) func([]string, streams) int {
+	o := &preOptions{}
+	o.common.register(fset, flagConfig, flagScope, flagJSON, flagLogLevel)
+	fset.StringVar(&o.snapshot, "snapshot", "", "the snapshot `NAME` for ZREPL_SNAPNAME (default: $SANOID_SNAPNAME, else PREFIX and the UTC time)")
+	fset.StringVar(&o.prefix, "prefix", "snaphook_", "the `PREFIX` of a generated snapshot name")
+	fset.DurationVar(&o.maxHold, "max-hold", defaultMaxHold, "the dead-man switch: if no \"snaphook post\" comes within `DURATION` after the pre edges, the holder runs the post edges by itself, logs an error, and a later post reports \"hold expired\"; > 0")
+	return o.run
+}
+
+// run is the pre command, after its flags: check them and the config, then
+// start the holder.
+func (o *preOptions) run(args []string, s streams) int {
 	switch {
-	case config == "":
+	case o.common.config == "":
 		return usageError(s, "pre", "missing -c FILE")
-	case fset.NArg() > 0:
-		return usageError(s, "pre", fmt.Sprintf("unexpected argument %q", fset.Arg(0)))
-	case maxHold <= 0:
+	case len(args) > 0:
+		return usageError(s, "pre", fmt.Sprintf("unexpected argument %q", args[0]))
+	case o.maxHold <= 0:
 		return usageError(s, "pre", "--max-hold must be more than 0")
 	}
-	if err := checkLogLevel(logLevel); err != nil {
+	if _, err := o.common.level(); err != nil {
 		return usageError(s, "pre", err.Error())
 	}
-	datasets, fromSanoid, err := target.datasets()
+	datasets, fromSanoid, err := holdDatasets(&o.common.scope)
 	if err != nil {
 		return usageError(s, "pre", err.Error())
 	}
+	snapshot := o.snapshot
 	if snapshot == "" && fromSanoid {
 		snapshot = os.Getenv("SANOID_SNAPNAME")
 	}
 	if snapshot == "" {
-		snapshot = prefix + time.Now().UTC().Format(snapshotTimeLayout)
+		snapshot = o.prefix + time.Now().UTC().Format(snapshotTimeLayout)
 	}
 	if err := checkSnapshotName(snapshot); err != nil {
 		return usageError(s, "pre", err.Error())
 	}
-	name, data, ok := readHooks(config, s)
+	recursive := o.common.scope.recursive
+	name, data, ok := readHooks(o.common.config, s)
 	if !ok {
 		return exitUsage
 	}
 	if _, list, ok := parseHooks(name, data, s); !ok {
 		return exitUsage
-	} else if _, _, err := newHoldPlan(list, datasets, target.recursive, snapshot, "", nil); err != nil {
+	} else if _, err := newHoldPlan(list, datasets, recursive, snapshot, "", nil); err != nil {
 		return usageError(s, "pre", err.Error())
 	}
 	if name != stdinName {
@@ -163,11 +146,11 @@ func preCommand(args []string, s streams) int {
 		return exitUsage
 	}
 	job := holdJob{
-		ConfigName: name, Config: data, Datasets: datasets, Recursive: target.recursive,
-		Snapshot: snapshot, MaxHold: maxHold.String(), LogLevel: logLevel,
-		Files: newHoldFiles(dir, datasets, target.recursive),
+		ConfigName: name, Config: data, Datasets: datasets, Recursive: recursive,
+		Snapshot: snapshot, MaxHold: o.maxHold.String(), LogLevel: o.common.logLevel,
+		Files: newHoldFiles(dir, datasets, recursive),
 	}
-	return startHolder(job, jsonOut, s)
+	return startHolder(job, o.common.json, s)
 }
 
 // startHolder takes the hold's lock, listens on its socket, starts the
@@ -188,27 +171,58 @@ func startHolder(job holdJob, jsonOut bool, s streams) int {
 	}
 	defer lockF.Close() // the holder has its own copy, and keeps the lock
 	defer sockF.Close()
-	started := false
-	defer func() {
-		if !started {
-			_ = os.Remove(job.Files.Sock)
+	cmd, ctrl, err := spawnHolder(job, lockF, sockF)
+	if err != nil {
+		_ = os.Remove(job.Files.Sock)
+		return fail("%v", err)
+	}
+	defer ctrl.Close()
+
+	// A signal to pre before the hold is up goes to the holder, which
+	// unwinds and reports.
+	bg := newBackground()
+	defer bg.stop()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, interruptSignals...)
+	bg.Go(func(ctx context.Context) {
+		defer signal.Stop(sigs)
+		for {
+			select {
+			case sig := <-sigs:
+				_ = cmd.Process.Signal(sig)
+			case <-ctx.Done():
+				return
+			}
 		}
-	}()
+	})
+
+	if err := (msgWriter{ctrl}).send(message{Job: &job}); err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return fail("hand the job to the holder: %v", err)
+	}
+	return relayUntilHeld(cmd, ctrl, job, jsonOut, s, fail)
+}
+
+// spawnHolder starts the holder, detached, with the lock and the listening
+// socket of the hold and one end of a socket pair, and returns the process
+// and the other end. On error, no holder runs.
+func spawnHolder(job holdJob, lockF, sockF *os.File) (*exec.Cmd, net.Conn, error) {
 	pair, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return fail("socketpair: %v", err)
+		return nil, nil, fmt.Errorf("socketpair: %w", err)
 	}
 	ours, theirs := os.NewFile(uintptr(pair[0]), "control"), os.NewFile(uintptr(pair[1]), "control")
-	defer ours.Close()
+	defer ours.Close() // FileConn dups it
 	defer theirs.Close()
 	logF, err := os.OpenFile(job.Files.Log, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
 	if err != nil {
-		return fail("open the holder's log: %v", err)
+		return nil, nil, fmt.Errorf("open the holder's log: %w", err)
 	}
 	defer logF.Close()
 	exe, err := os.Executable()
 	if err != nil {
-		return fail("find my own executable: %v", err)
+		return nil, nil, fmt.Errorf("find my own executable: %w", err)
 	}
 	// The holder must not keep open what the caller handed us: a tool that
 	// waits for the end of our output would wait for the holder.
@@ -218,51 +232,28 @@ func startHolder(job holdJob, jsonOut bool, s streams) int {
 	cmd.ExtraFiles = []*os.File{theirs, sockF, lockF}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return fail("start the holder: %v", err)
+		return nil, nil, fmt.Errorf("start the holder: %w", err)
 	}
-	started = true // the holder removes the socket
-	theirs.Close()
-
 	ctrl, err := net.FileConn(ours)
 	if err != nil {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
-		return fail("control socket: %v", err)
+		return nil, nil, fmt.Errorf("control socket: %w", err)
 	}
-	defer ctrl.Close()
+	return cmd, ctrl, nil
+}
 
-	// A signal to pre before the hold is up goes to the holder, which
-	// unwinds and reports.
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
-	forwardDone := make(chan struct{})
-	forwarded := make(chan struct{})
-	go func() {
-		defer close(forwarded)
-		for {
-			select {
-			case sig := <-sigs:
-				_ = cmd.Process.Signal(sig)
-			case <-forwardDone:
-				return
-			}
-		}
-	}()
-	defer func() { close(forwardDone); <-forwarded }()
-
-	if err := (msgWriter{ctrl}).send(message{Job: &job}); err != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		return fail("hand the job to the holder: %v", err)
-	}
+// relayUntilHeld prints the holder's log lines until it reports that it
+// holds (exit 0) or that its plan ended before the hold (the exit code of
+// that plan). fail prints an error and returns its exit code.
+func relayUntilHeld(cmd *exec.Cmd, ctrl net.Conn, job holdJob, jsonOut bool, s streams, fail func(string, ...any) int) int {
 	r := newMsgReader(ctrl)
 	for {
 		msg, err := r.next()
 		switch {
 		case err != nil:
 			waitErr := cmd.Wait()
-			return fail("the holder ended before it held %s (%v; %v); its log: %s", target, err, waitErr, job.Files.Log)
+			return fail("the holder ended before it held %s (%v; %v); its log: %s", datasetList(job.Datasets, job.Recursive), err, waitErr, job.Files.Log)
 		case msg.Log != "":
 			fmt.Fprintln(s.Stderr, msg.Log)
 		case msg.Error != "":
@@ -282,24 +273,30 @@ func startHolder(job holdJob, jsonOut bool, s streams) int {
 				return fail("acknowledge the hold: %v", err)
 			}
 			_ = cmd.Process.Release()
-			summary := fmt.Sprintf("held: %s: the pre edges ran (hooks: %d); holder pid %d waits up to %s for snaphook post",
-				snapshotTarget(job.Datasets, job.Recursive, job.Snapshot), msg.Held.Hooks, msg.Held.PID, job.MaxHold)
-			if msg.Held.PreError {
-				summary = "held with a pre hook error (not fatal): " + strings.TrimPrefix(summary, "held: ")
-			}
-			if jsonOut {
-				b, _ := json.MarshalIndent(heldJSON{
-					Held: true, Datasets: job.Datasets, Recursive: job.Recursive, Snapshot: job.Snapshot,
-					HolderPID: msg.Held.PID, MaxHold: job.MaxHold, PreError: msg.Held.PreError, Result: summary, Steps: msg.Held.Steps,
-				}, "", "  ")
-				fmt.Fprintf(s.Stdout, "%s\n", b)
-			} else {
-				fmt.Fprintln(s.Stdout, msg.Held.Report)
-				fmt.Fprintln(s.Stdout, sanitize(summary))
-			}
+			printHeld(s, job, msg.Held, jsonOut)
 			return exitOK
 		}
 	}
+}
+
+// printHeld prints that the holder holds: the report of the pre edges and a
+// summary, or the JSON object.
+func printHeld(s streams, job holdJob, held *holdInfo, jsonOut bool) {
+	summary := fmt.Sprintf("held: %s: the pre edges ran (hooks: %d); holder pid %d waits up to %s for snaphook post",
+		snapshotTarget(job.Datasets, job.Recursive, job.Snapshot), held.Hooks, held.PID, job.MaxHold)
+	if held.PreError {
+		summary = "held with a pre hook error (not fatal): " + strings.TrimPrefix(summary, "held: ")
+	}
+	if jsonOut {
+		b, _ := json.MarshalIndent(heldJSON{
+			Held: true, Datasets: job.Datasets, Recursive: job.Recursive, Snapshot: job.Snapshot,
+			HolderPID: held.PID, MaxHold: job.MaxHold, PreError: held.PreError, Result: summary, Steps: held.Steps,
+		}, "", "  ")
+		fmt.Fprintf(s.Stdout, "%s\n", b)
+		return
+	}
+	fmt.Fprintln(s.Stdout, held.Report)
+	fmt.Fprintln(s.Stdout, sanitize(summary))
 }
 
 // errAlreadyHeld: another holder has the lock of the datasets.

@@ -9,26 +9,23 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"os/signal"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/snaphooks/hooks"
 )
 
-const runHelp = `Usage: snaphook run -c FILE --fs DATASET [--fs DATASET]... [-r] [flags] -- CMD [ARGS...]
-
-Runs the hooks of FILE whose filesystems match DATASET around CMD, as a
+// runAbout is the help of run between its usage and its flags.
+const runAbout = `Runs the hooks of FILE whose filesystems match DATASET around CMD, as a
 stack: the pre_snapshot edges in the order of FILE, then CMD, then the
 post_snapshot edges in reverse order. With several --fs, a hook that matches
 any of them runs once, around one CMD that snapshots them all (zfs snapshot
 a@S b@S is atomic within a pool); with -r, a hook runs when its filesystems
-match DATASET or any dataset below it (zfs snapshot -r). The post edge of a hook runs if its
-pre edge succeeded (with post_on_pre_error: if it ran at all), also when CMD
-fails, when a later pre edge fails fatally, and when snaphook is interrupted.
+match DATASET or any dataset below it (zfs snapshot -r). The post edge of a
+hook runs if its pre edge succeeded (with post_on_pre_error: if it ran at
+all), also when CMD fails, when a later pre edge fails fatally, and when
+snaphook is interrupted.
 
 CMD takes the snapshot. It runs without a shell, in a process group of its
 own, with stdin from /dev/null and the environment of snaphook plus, as for
@@ -48,28 +45,10 @@ well (exit status 0). Otherwise it prints what it would have printed
 without --quiet, at the end: the log on stderr (its last MiB), the report
 on stdout.
 
-Flags:
-  -c, --config FILE    the hook list: YAML, as the "hooks:" of a zrepl job;
-                       "-" reads it from stdin
-  --fs DATASET         the dataset to snapshot, e.g. tank/db (required); may
-                       be repeated for one snapshot of several datasets
-  -r, --recursive      each --fs stands for itself and every dataset below it
-  --snapshot NAME      the snapshot name, without "DATASET@" (default: PREFIX
-                       followed by the UTC time as 20060102_150405_000, the
-                       format of zrepl)
-  --prefix PREFIX      the prefix of a generated name (default "snaphook_")
-  --dry-run            run the hooks with ZREPL_DRYRUN=true, so that they
-                       change nothing, and do not run CMD; the report shows
-                       the step of CMD as "(dry run, not run) CMD" and Ok
-  --dry-run-cmd        with --dry-run: run CMD too, with ZREPL_DRYRUN=true,
-                       for a CMD that honours it
-  --timeout DURATION   stop CMD after DURATION, e.g. 10m (default 0: never)
-  --json               print the report as a JSON object instead of a table
-  --log-level LEVEL    debug, info, warn or error (default info)
-  -q, --quiet          print nothing if all went well (see above)
-  -h, --help           show this help
+`
 
-Signals:
+// runSignals is the help of run about signals.
+const runSignals = `Signals:
   SIGINT, SIGTERM and SIGHUP cancel the run: no further pre edge runs, CMD is
   not started, or is stopped (SIGTERM to its process group, SIGKILL 5s
   later), and the post edges of the hooks whose pre edge ran still run, each
@@ -78,7 +57,7 @@ Signals:
   thawed or unlocked; it ends within the sum of those timeouts. SIGKILL
   abandons it (a hook running at that moment keeps running).
 
-` + exitCodesHelp
+`
 
 // snapshotTimeLayout formats the time in generated snapshot names, as zrepl
 // does. The "_000" is literal: Go writes fractional seconds only after a dot.
@@ -87,163 +66,228 @@ const snapshotTimeLayout = "20060102_150405_000"
 // refreshInterval is how often the live view polls the plan's report.
 const refreshInterval = 200 * time.Millisecond
 
+// runOptions are the flags of run.
 type runOptions struct {
-	config, snapshot, prefix, logLevel string
-	scope                              scopeFlags
-	dryRun, dryRunCmd, json, quiet     bool
-	timeout                            time.Duration
+	common            commonFlags
+	snapshot, prefix  string
+	dryRun, dryRunCmd bool
+	timeout           time.Duration
 }
 
-func runCommand(args []string, s streams) int {
-	var o runOptions
-	fset := flag.NewFlagSet("run", flag.ContinueOnError)
-	fset.StringVar(&o.config, "c", "", "")
-	fset.StringVar(&o.config, "config", "", "")
-	o.scope.register(fset)
-	fset.StringVar(&o.snapshot, "snapshot", "", "")
-	fset.StringVar(&o.prefix, "prefix", "snaphook_", "")
-	fset.BoolVar(&o.dryRun, "dry-run", false, "")
-	fset.BoolVar(&o.dryRunCmd, "dry-run-cmd", false, "")
-	fset.DurationVar(&o.timeout, "timeout", 0, "")
-	fset.BoolVar(&o.json, "json", false, "")
-	fset.StringVar(&o.logLevel, "log-level", "info", "")
-	fset.BoolVar(&o.quiet, "q", false, "")
-	fset.BoolVar(&o.quiet, "quiet", false, "")
-	if code, done := parseFlags(fset, args, runHelp, s); done {
+// setupRun defines the flags of run.
+func setupRun(fset *flag.FlagSet) func([]string, streams) int {
+	o := &runOptions{}
+	o.common.register(fset, flagConfig, flagScope, flagJSON, flagLogLevel, flagQuiet)
+	fset.StringVar(&o.snapshot, "snapshot", "", "the snapshot `NAME`, without \"DATASET@\" (default: PREFIX followed by the UTC time as 20060102_150405_000, the format of zrepl)")
+	fset.StringVar(&o.prefix, "prefix", "snaphook_", "the `PREFIX` of a generated snapshot name")
+	fset.BoolVar(&o.dryRun, "dry-run", false, "run the hooks with ZREPL_DRYRUN=true, so that they change nothing, and do not run CMD; the report shows the step of CMD as \"(dry run, not run) CMD\" and Ok")
+	fset.BoolVar(&o.dryRunCmd, "dry-run-cmd", false, "with --dry-run: run CMD too, with ZREPL_DRYRUN=true, for a CMD that honours it")
+	fset.DurationVar(&o.timeout, "timeout", 0, "stop CMD after `DURATION`, e.g. 10m (default 0: never)")
+	return o.run
+}
+
+// runJob is a run, checked and ready: what the flags and the config said.
+type runJob struct {
+	scope    hooks.Scope
+	datasets []string
+	name     string // the snapshot name
+	argv     []string
+	cmdPath  string
+	list     hooks.List
+	level    slog.Level
+}
+
+// run is the run command, after its flags: check them, load the hooks,
+// run the plan, report.
+func (o *runOptions) run(argv []string, s streams) int {
+	job, code, ok := o.prepare(argv, s)
+	if !ok {
 		return code
 	}
-	argv := fset.Args()
-
-	switch {
-	case o.config == "":
-		return usageError(s, "run", "missing -c FILE")
-	case len(argv) == 0:
-		return usageError(s, "run", "missing the snapshot command: -- CMD [ARGS...]")
-	case o.dryRunCmd && !o.dryRun:
-		return usageError(s, "run", "--dry-run-cmd needs --dry-run")
-	case o.timeout < 0:
-		return usageError(s, "run", "--timeout must not be negative")
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
-		return usageError(s, "run", fmt.Sprintf("--log-level: %q is not one of debug, info, warn, error", o.logLevel))
-	}
-	scope, err := o.scope.scope()
+	plan, err := hooks.NewJobPlan(&job.list, hooks.PhaseSnapshot, o.callback(job), job.scope, hooks.Env{hooks.EnvSnapshot: job.name})
 	if err != nil {
 		return usageError(s, "run", err.Error())
 	}
-	datasets := scopeNames(scope)
+	target := snapshotTarget(job.datasets, job.scope.Recursive, job.name)
+	out := o.startOutput(s, target, plan)
+	log := slog.New(hooks.NewLogfmtHandler(out.log, &slog.HandlerOptions{Level: job.level}))
+
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	sig := watchSignals(ctx, log, cancel)
+	log.LogAttrs(ctx, slog.LevelInfo, "run hooks", slog.String("fs", strings.Join(job.datasets, ",")), slog.Bool("recursive", job.scope.Recursive),
+		slog.String("snapshot", job.name), slog.Int("hooks", plan.Report().Hooks()), slog.Bool("dry_run", o.dryRun), slog.String("cmd", commandLine(job.argv)))
+	plan.Run(hooks.WithLogger(ctx, log), o.dryRun)
+	signalName, signalAt := sig.stop()
+	out.stopLive()
+
+	rep := plan.Report()
+	outcome := rep.Outcome(runInfo(o.dryRun, signalName, signalAt))
+	code = exitCodeFor(outcome)
+	summary := outcome.Summary(target)
+	log.LogAttrs(ctx, slog.LevelInfo, "done", slog.Int("exit_code", code), slog.String("result", summary))
+	if o.common.quiet {
+		if code == exitOK {
+			return code
+		}
+		out.held.writeTo(s.Stderr)
+	}
+	if o.common.json {
+		o.writeJSON(s, job, rep, outcome, signalName, code, summary)
+		return code
+	}
+	writeTextReport(s.Stdout, rep, summary)
+	return code
+}
+
+// prepare checks the flags and CMD, and loads the hooks. On error it
+// prints it and returns ok=false with the exit code.
+func (o *runOptions) prepare(argv []string, s streams) (job runJob, code int, ok bool) {
+	fail := func(msg string) (runJob, int, bool) { return runJob{}, usageError(s, "run", msg), false }
+	switch {
+	case o.common.config == "":
+		return fail("missing -c FILE")
+	case len(argv) == 0:
+		return fail("missing the snapshot command: -- CMD [ARGS...]")
+	case o.dryRunCmd && !o.dryRun:
+		return fail("--dry-run-cmd needs --dry-run")
+	case o.timeout < 0:
+		return fail("--timeout must not be negative")
+	}
+	level, err := o.common.level()
+	if err != nil {
+		return fail(err.Error())
+	}
+	scope, err := o.common.scope.scope()
+	if err != nil {
+		return fail(err.Error())
+	}
 	name := o.snapshot
 	if name == "" {
 		name = o.prefix + time.Now().UTC().Format(snapshotTimeLayout)
 	}
 	if err := checkSnapshotName(name); err != nil {
-		return usageError(s, "run", err.Error())
+		return fail(err.Error())
 	}
-	_, list, ok := loadHooks(o.config, s)
+	_, list, ok := loadHooks(o.common.config, s)
 	if !ok {
-		return exitUsage
+		return runJob{}, exitUsage, false
 	}
 	// Look CMD up before any hook runs: a typo must not freeze anything.
 	cmdPath, err := exec.LookPath(argv[0])
 	if err != nil {
-		return usageError(s, "run", "CMD: "+err.Error())
+		return fail("CMD: " + err.Error())
 	}
-	env := hooks.Env{hooks.EnvSnapshot: name}
-	cbEnv := hooks.Env{hooks.EnvFS: datasets[0], hooks.EnvFSList: strings.Join(datasets, "\n"), hooks.EnvSnapshot: name}
-	display := commandLine(argv)
-	var cb hooks.HookJobCallback
-	if o.dryRun && !o.dryRunCmd {
-		display = "(dry run, not run) " + display
-		cb = func(ctx context.Context) error {
-			hooks.GetLogger(ctx).LogAttrs(ctx, slog.LevelInfo, "dry run: not running the snapshot command", slog.String("cmd", commandLine(argv)))
-			return nil
-		}
-	} else {
-		cmdEnv := hooks.Env{hooks.EnvDryRun: ""}
-		if o.dryRun {
-			cmdEnv[hooks.EnvDryRun] = "true"
-		}
-		for k, v := range cbEnv {
-			cmdEnv[k] = v
-		}
-		cb = hooks.NewCommandCallback(display, cmdPath, argv[1:], cmdEnv, o.timeout)
-	}
-	plan, err := hooks.NewJobPlan(&list, hooks.PhaseSnapshot, hooks.NewCallbackHook(display, cb, nil), scope, env)
-	if err != nil {
-		return usageError(s, "run", err.Error())
-	}
-	target := snapshotTarget(datasets, scope.Recursive, name)
+	return runJob{scope: scope, datasets: scopeNames(scope), name: name, argv: argv, cmdPath: cmdPath, list: list, level: level}, 0, true
+}
 
-	// The live view, if stdout is a terminal. Log records go through it when
-	// stderr is a terminal too, so that they do not mix with the status line.
-	// With --quiet, there is no live view and the log is held back.
-	var logOut io.Writer = s.Stderr
-	var live *liveView
-	var heldLog *logTail
-	if o.quiet {
-		heldLog = newLogTail(quietLogLimit)
-		logOut = heldLog
-	} else if width, ok := terminalWidth(s.Stdout); ok && os.Getenv("TERM") != "dumb" {
-		live = startLiveView(s.Stdout, width, refreshInterval, func() string {
+// callback is the callback step of a run: CMD, or in a dry run without
+// --dry-run-cmd a step that only logs that it does not run CMD.
+func (o *runOptions) callback(job runJob) *hooks.CallbackHook {
+	display := commandLine(job.argv)
+	if o.dryRun && !o.dryRunCmd {
+		return hooks.NewCallbackHook("(dry run, not run) "+display, func(ctx context.Context) error {
+			hooks.GetLogger(ctx).LogAttrs(ctx, slog.LevelInfo, "dry run: not running the snapshot command", slog.String("cmd", display))
+			return nil
+		}, nil)
+	}
+	dryRun := ""
+	if o.dryRun {
+		dryRun = "true"
+	}
+	env := hooks.Env{hooks.EnvDryRun: dryRun, hooks.EnvFS: job.datasets[0], hooks.EnvFSList: strings.Join(job.datasets, "\n"), hooks.EnvSnapshot: job.name}
+	return hooks.NewCallbackHook(display, hooks.NewCommandCallback(display, job.cmdPath, job.argv[1:], env, o.timeout), nil)
+}
+
+// runOutput is where a run writes while the plan runs: the log, through the
+// live view if there is one, or held back by --quiet.
+type runOutput struct {
+	log  io.Writer
+	live *liveView // nil if none
+	held *logTail  // with --quiet
+}
+
+// startOutput starts the live view, if stdout is a terminal; log records go
+// through it when stderr is a terminal too, so that they do not mix with the
+// status line. With --quiet, there is no live view and the log is held back.
+func (o *runOptions) startOutput(s streams, target string, plan *hooks.Plan) runOutput {
+	out := runOutput{log: s.Stderr}
+	if o.common.quiet {
+		out.held = newLogTail(quietLogLimit)
+		out.log = out.held
+		return out
+	}
+	if width, ok := terminalWidth(s.Stdout); ok && os.Getenv("TERM") != "dumb" {
+		out.live = startLiveView(s.Stdout, width, refreshInterval, func() string {
 			return statusLine(target, plan.Report())
 		})
 		if _, ok := terminalWidth(s.Stderr); ok {
-			logOut = live.logWriter(s.Stderr)
+			out.log = out.live.logWriter(s.Stderr)
 		}
 	}
-	log := slog.New(hooks.NewLogfmtHandler(logOut, &slog.HandlerOptions{Level: level}))
+	return out
+}
 
-	ctx, cancel := context.WithCancelCause(context.Background())
-	defer cancel(nil)
-	sig := watchSignals(ctx, log, cancel)
-
-	log.LogAttrs(ctx, slog.LevelInfo, "run hooks", slog.String("fs", strings.Join(datasets, ",")), slog.Bool("recursive", scope.Recursive),
-		slog.String("snapshot", name), slog.Int("hooks", (len(plan.Report())-1)/2), slog.Bool("dry_run", o.dryRun), slog.String("cmd", commandLine(argv)))
-	plan.Run(hooks.WithLogger(ctx, log), o.dryRun)
-
-	signalName := sig.stop()
-	if live != nil {
-		live.stop()
+// stopLive stops the live view, if there is one.
+func (out runOutput) stopLive() {
+	if out.live != nil {
+		out.live.stop()
 	}
-	rep := plan.Report()
-	code := exitCodeFor(rep)
-	summary := summarize(rep, code, target, !o.dryRun || o.dryRunCmd, signalName)
-	log.LogAttrs(ctx, slog.LevelInfo, "done", slog.Int("exit_code", code), slog.String("result", summary))
+}
 
-	if o.quiet {
-		if code == exitOK {
-			return code
-		}
-		heldLog.writeTo(s.Stderr)
+// writeJSON prints the result of a run as JSON.
+func (o *runOptions) writeJSON(s streams, job runJob, rep hooks.PlanReport, outcome hooks.Outcome, signal string, code int, summary string) {
+	b, err := json.MarshalIndent(runResult{
+		FS:            job.datasets[0],
+		Datasets:      job.datasets,
+		Recursive:     job.scope.Recursive,
+		Snapshot:      job.name,
+		DryRun:        o.dryRun,
+		Command:       job.argv,
+		OK:            code == exitOK,
+		HadError:      rep.HadError(),
+		HadFatalError: rep.HadFatalError(),
+		Skipped:       rep.HadSkip(),
+		Fate:          outcome.Fate,
+		Signal:        signal,
+		ExitCode:      code,
+		Result:        summary,
+		Steps:         rep,
+	}, "", "  ")
+	if err != nil { // unreachable: every field encodes
+		fmt.Fprintf(s.Stderr, "snaphook run: encode the report: %v\n", err)
+		return
 	}
-	if o.json {
-		out := runResult{
-			FS:            datasets[0],
-			Datasets:      datasets,
-			Recursive:     scope.Recursive,
-			Snapshot:      name,
-			DryRun:        o.dryRun,
-			Command:       argv,
-			OK:            code == exitOK,
-			HadError:      rep.HadError(),
-			HadFatalError: rep.HadFatalError(),
-			Skipped:       rep.HadSkip(),
-			Signal:        signalName,
-			ExitCode:      code,
-			Result:        summary,
-			Steps:         rep,
-		}
-		b, err := json.MarshalIndent(out, "", "  ")
-		if err != nil { // unreachable: every field encodes
-			fmt.Fprintf(s.Stderr, "snaphook run: encode the report: %v\n", err)
-			return code
-		}
-		fmt.Fprintf(s.Stdout, "%s\n", b)
-		return code
+	fmt.Fprintf(s.Stdout, "%s\n", b)
+}
+
+// runInfo is what a run or a hold knows about its plan beyond the report:
+// whether it was a dry run, and the signal that interrupted it, if any.
+func runInfo(dryRun bool, signal string, at time.Time) hooks.RunInfo {
+	info := hooks.RunInfo{DryRun: dryRun}
+	if signal != "" {
+		info.Cancel, info.CancelledAt = interruption(signal), at
 	}
-	writeTextReport(s.Stdout, rep, summary)
-	return code
+	return info
+}
+
+// exitCodeFor maps the outcome of a finished plan to the exit code of
+// snaphook, as exitCodesHelp documents: an error wins over a skip, and a
+// skip over a hook error after a snapshot.
+func exitCodeFor(o hooks.Outcome) int {
+	switch o.Fate {
+	case hooks.FateTaken, hooks.FateDryRun:
+		if o.HadError() {
+			return exitHookError
+		}
+		return exitOK
+	case hooks.FateSkipped:
+		if o.HadError() {
+			return exitSnapshotFailed
+		}
+		return exitSkipped
+	}
+	return exitSnapshotFailed
 }
 
 // writeTextReport writes the report as a table, one line per step, then the
@@ -317,102 +361,11 @@ type runResult struct {
 	HadError      bool             `json:"had_error"`
 	HadFatalError bool             `json:"had_fatal_error"`
 	Skipped       bool             `json:"skipped"`          // a pre hook asked to skip the snapshot
+	Fate          hooks.Fate       `json:"fate"`             // what became of the snapshot: taken, skipped, ...
 	Signal        string           `json:"signal,omitempty"` // the first signal received, if any
 	ExitCode      int              `json:"exit_code"`
 	Result        string           `json:"result"`
 	Steps         hooks.PlanReport `json:"steps"`
-}
-
-// exitCodeFor maps a finished plan's report to the exit code of snaphook.
-func exitCodeFor(rep hooks.PlanReport) int {
-	if rep.HadSkip() && !rep.HadError() {
-		return exitSkipped
-	}
-	if cb, ok := rep.Callback(); ok && cb.Status != hooks.StepOk {
-		return exitSnapshotFailed
-	}
-	if rep.HadError() {
-		return exitHookError
-	}
-	return exitOK
-}
-
-// summarize says in one line what became of the snapshot. cmdRan is false
-// in a dry run that does not run CMD.
-func summarize(rep hooks.PlanReport, code int, snapshot string, cmdRan bool, signal string) string {
-	cb, _ := rep.Callback()
-	switch {
-	case code == exitOK && cmdRan:
-		return fmt.Sprintf("ok: %s: the hooks and the snapshot command succeeded", snapshot)
-	case code == exitOK:
-		return fmt.Sprintf("ok (dry run): %s: the hooks succeeded; the snapshot command was not run", snapshot)
-	case code == exitHookError && cmdRan:
-		return fmt.Sprintf("hook error: %s: the snapshot command succeeded, but a hook failed", snapshot)
-	case code == exitHookError:
-		return fmt.Sprintf("hook error (dry run): %s: a hook failed; the snapshot command was not run", snapshot)
-	case code == exitSkipped:
-		return fmt.Sprintf("snapshot skipped: %s: %s asked to skip it", snapshot, skipper(rep))
-	case signal != "":
-		return fmt.Sprintf("snapshot skipped: %s: interrupted by %s", snapshot, signal)
-	case cb.Status == hooks.StepErr && cb.Report != nil:
-		return fmt.Sprintf("snapshot failed: %s: %s", snapshot, cb.Report.Error())
-	default:
-		return fmt.Sprintf("snapshot skipped: %s: a pre hook with err_is_fatal failed", snapshot)
-	}
-}
-
-// signalWatcher cancels a run on SIGINT, SIGTERM or SIGHUP and logs the
-// signals that come after.
-type signalWatcher struct {
-	ch    chan os.Signal
-	quit  chan struct{}
-	wg    sync.WaitGroup
-	first string // the first signal; written by the goroutine, read after wg.Wait
-}
-
-func watchSignals(ctx context.Context, log *slog.Logger, cancel context.CancelCauseFunc) *signalWatcher {
-	w := &signalWatcher{ch: make(chan os.Signal, 1), quit: make(chan struct{})}
-	signal.Notify(w.ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	w.wg.Add(1)
-	go func() {
-		defer w.wg.Done()
-		for {
-			select {
-			case <-w.quit:
-				return
-			case sig := <-w.ch:
-				name := signalName(sig)
-				if w.first == "" {
-					w.first = name
-					log.LogAttrs(ctx, slog.LevelWarn, "signal received: cancelling; the post edges of the hooks that ran still run", slog.String("signal", name))
-					cancel(fmt.Errorf("received %s", name))
-					continue
-				}
-				log.LogAttrs(ctx, slog.LevelWarn, "signal received again: still running the post edges, each within its timeout (SIGKILL abandons them)", slog.String("signal", name))
-			}
-		}
-	}()
-	return w
-}
-
-// stop stops watching and returns the first signal received, or "".
-func (w *signalWatcher) stop() string {
-	signal.Stop(w.ch)
-	close(w.quit)
-	w.wg.Wait()
-	return w.first
-}
-
-func signalName(sig os.Signal) string {
-	switch sig {
-	case syscall.SIGINT:
-		return "SIGINT"
-	case syscall.SIGTERM:
-		return "SIGTERM"
-	case syscall.SIGHUP:
-		return "SIGHUP"
-	}
-	return sig.String()
 }
 
 // checkSnapshotName rejects a snapshot name that ZFS would reject: ZFS allows
@@ -471,14 +424,4 @@ func sanitize(s string) string {
 		}
 		return r
 	}, s)
-}
-
-// skipper names the hook that asked to skip the snapshot.
-func skipper(rep hooks.PlanReport) string {
-	for _, st := range rep {
-		if st.Status == hooks.StepSkipRequested {
-			return fmt.Sprintf("pre hook %s", st.Hook)
-		}
-	}
-	return "a pre hook"
 }

@@ -17,9 +17,10 @@ type scopeFlags struct {
 
 // register adds the flags to fset.
 func (f *scopeFlags) register(fset *flag.FlagSet) {
-	fset.Var(&f.fs, "fs", "")
-	fset.BoolVar(&f.recursive, "r", false, "")
-	fset.BoolVar(&f.recursive, "recursive", false, "")
+	fset.Var(&f.fs, "fs", "the `DATASET` to snapshot, e.g. tank/db; may be repeated for one snapshot of several datasets")
+	usage := "each --fs stands for itself and every dataset below it (zfs snapshot -r)"
+	fset.BoolVar(&f.recursive, "r", false, usage)
+	fset.BoolVar(&f.recursive, "recursive", false, usage)
 }
 
 // scope returns the scope the flags describe. It fails if no --fs was given

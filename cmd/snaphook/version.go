@@ -1,29 +1,26 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"runtime"
 	"runtime/debug"
 )
 
-const versionHelp = `Usage: snaphook version
-       snaphook --version
-
-Prints the version of snaphook (of the module github.com/snaphooks/hooks it
+// versionAbout is the help of version.
+const versionAbout = `Prints the version of snaphook (of the module github.com/snaphooks/hooks it
 was built from: a release tag such as v1.2.0 for "go install ...@v1.2.0", a
 pseudo-version for a build from a git checkout, "(devel)" when Go recorded
 none), the Go version it was built with, and the platform, on one line:
   snaphook v1.2.0 go1.25.1 linux/amd64
 `
 
+// setupVersion defines the flags of version: none.
+func setupVersion(*flag.FlagSet) func([]string, streams) int { return versionCommand }
+
 // versionCommand prints the version line; it takes no arguments.
 func versionCommand(args []string, s streams) int {
 	if len(args) > 0 {
-		switch args[0] {
-		case "-h", "-help", "--help":
-			fmt.Fprint(s.Stdout, versionHelp)
-			return exitOK
-		}
 		return usageError(s, "version", fmt.Sprintf("unexpected argument %q", args[0]))
 	}
 	fmt.Fprintln(s.Stdout, versionLine())
