@@ -61,6 +61,7 @@ var mariadbBackupStageSince = [3]int{10, 4, 1}
 //     connection is closed, which ends the backup stages the session entered.
 //   - Pre in a dry run: it connects, checks the server version, closes the
 //     connection and takes no lock. The privilege to lock is not checked.
+//   - Pre, dry run or not, first: the coverage check of MySQLLockTables.
 //   - Post: it takes the connection out of the state, runs BACKUP STAGE END
 //     on it, bounded by the hook's timeout, and closes the connection — also
 //     when BACKUP STAGE END fails (the session was killed, the server

@@ -46,6 +46,14 @@ const mysqlIOTimeoutMargin = 5 * time.Second
 //     lock the server may have granted.
 //   - Pre in a dry run: it connects and pings the server, closes the
 //     connection and takes no lock. The privilege to lock is not checked.
+//   - Pre, dry run or not, before anything else: unless the hook's coverage
+//     mode is CoverageOff (HookConfig.Coverage), it asks the server where it
+//     keeps its files, on a session of its own that it closes (see
+//     ServerFiles), and checks that the snapshot holds all of them (see
+//     CheckCoverage): under CoverageWarn a problem is logged at WARN and is
+//     in the report's Warnings; under CoverageStrict it fails the Pre edge
+//     before any lock is taken. An error connecting there fails the edge
+//     as the lock's own connection would.
 //   - Post: it takes the connection out of the state, runs UNLOCK TABLES on
 //     it, bounded by the hook's timeout (on a ctx that the caller's
 //     cancellation does not end), and closes the connection and its

@@ -36,6 +36,13 @@ const pgInsufficientPrivilege = "42501"
 //   - In a dry run it connects and pings the server instead: the DSN, the
 //     network and the password are checked, but no checkpoint is requested
 //     and the privilege to run one is not.
+//   - Before the checkpoint (or the ping), on the same connection, it checks
+//     that the snapshot holds every file of the server, in the hook's
+//     coverage mode (HookConfig.Coverage; see CheckCoverage and
+//     ServerFiles): under CoverageWarn a problem is logged at WARN and is in
+//     the report's Warnings, under CoverageStrict it fails the Pre edge
+//     before the checkpoint. Reading data_directory needs SUPERUSER or the
+//     privileges of pg_read_all_settings; without them coverage is unknown.
 //
 // The connection is always closed before Run returns, with a ctx that the
 // caller's ctx cannot cancel. Nothing is kept in the state map.
