@@ -59,7 +59,8 @@ const preExits = `Exit status:
   3   nothing is held: a pre hook asked to skip the snapshot (skip_exit_code)
       and no hook failed; the post edges of the hooks before it have run
       (a skip together with a hook error exits 2)
-  64  bad usage or bad config; nothing ran
+  64  bad usage or bad config, or a hook list or hook script that others
+      than root and the running user could change; nothing ran
 `
 
 // holdDatasets returns the datasets of --fs, or else those of
@@ -130,7 +131,7 @@ func (o *preOptions) run(args []string, s streams) int {
 	if !ok {
 		return exitUsage
 	}
-	if _, list, ok := parseHooks(name, data, s); !ok {
+	if cfg, list, ok := parseHooks(name, data, s); !ok || !trustHooks("pre", o.common.config, cfg, s) {
 		return exitUsage
 	} else if _, err := newHoldPlan(list, datasets, recursive, snapshot, "", nil); err != nil {
 		return usageError(s, "pre", err.Error())
