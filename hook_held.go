@@ -18,8 +18,10 @@ import (
 //   - Pre: the filesystem is read from extra[EnvFS] and checked against the
 //     hook's filter (see dbHookFilesystem). If the filter does not pass it,
 //     nothing is taken and the report is ok: "<preAction> skipped:
-//     filesystem <fs> not matched". Otherwise take runs, bounded by the
-//     hook's timeout. Every resource take hands to hold is the engine's to
+//     filesystem <fs> not matched". Otherwise check (if set) and then take
+//     run, bounded together by the hook's timeout: an error of check fails
+//     the edge before anything is taken, its warnings go to the report's
+//     Warnings. Every resource take hands to hold is the engine's to
 //     release from then on: if take fails, panics, or the run is a dry run,
 //     the engine releases all of them before the Pre edge returns (the
 //     panic goes on to the caller, a Plan reports it); if take succeeds,
