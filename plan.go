@@ -27,8 +27,9 @@ type Plan struct {
 	steps  []Step
 	states []map[interface{}]interface{}
 	envs   []Env
-	cbEnv  Env  // the extra env of the callback
-	shared bool // every hook has the same env (a NewPlan): post edges can share theirs too
+	cbEnv  Env    // the extra env of the callback
+	shared bool   // every hook has the same env (a NewPlan): post edges can share theirs too
+	scope  *Scope // of a job plan: handed to the hooks in the ctx (withCoverageScope)
 	logFS  slog.Attr
 
 	ran atomic.Bool
@@ -161,6 +162,9 @@ func (s stop) status() StepStatus {
 func (p *Plan) Run(ctx context.Context, dryRun bool) {
 	if !p.ran.CompareAndSwap(false, true) {
 		return
+	}
+	if p.scope != nil {
+		ctx = withCoverageScope(ctx, *p.scope)
 	}
 	log := GetLogger(ctx)
 	if p.logFS.Key != "" && log.Enabled(ctx, slog.LevelError) {

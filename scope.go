@@ -3,6 +3,7 @@ package hooks
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -122,6 +123,10 @@ func (l List) CopyFilteredForScope(s Scope) (List, error) {
 // first dataset of the scope, and EnvFSList, all of them. These win over the
 // same keys in extra. Each step's Datasets says the same.
 //
+// The database hooks learn the whole scope (every dataset, and whether it is
+// recursive) from the plan, to check that the snapshot holds every file of
+// their server (see CheckCoverage).
+//
 // It fails if cb is nil or a hook nil, if the scope has no dataset or an
 // invalid one, or if a filter fails.
 func NewJobPlan(hooks *List, phase Phase, cb *CallbackHook, scope Scope, extra Env) (*Plan, error) {
@@ -150,5 +155,10 @@ func NewJobPlan(hooks *List, phase Phase, cb *CallbackHook, scope Scope, extra E
 	for i, m := range matched {
 		l[i], envs[i], datasets[i] = m.hook, withDatasets(m.datasets), m.datasets
 	}
-	return newPlan(l, phase, cb, envs, datasets, withDatasets(all), all)
+	p, err := newPlan(l, phase, cb, envs, datasets, withDatasets(all), all)
+	if err != nil {
+		return nil, err
+	}
+	p.scope = &Scope{Datasets: slices.Clone(scope.Datasets), Recursive: scope.Recursive}
+	return p, nil
 }

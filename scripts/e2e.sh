@@ -304,7 +304,7 @@ start_postgres
 runuser -u postgres -- "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$TMP/run/pg" -p "$PG_PORT" \
 	-U "$PG_ADMIN_USER" -d postgres >/dev/null <<-EOF
 	CREATE ROLE $PG_CHKPT_USER LOGIN PASSWORD '$PG_CHKPT_PASS';
-	GRANT pg_checkpoint TO $PG_CHKPT_USER;
+	GRANT pg_checkpoint, pg_read_all_settings TO $PG_CHKPT_USER;
 EOF
 log "set up in $(elapsed "$t_start")s: mariadb on 127.0.0.1:$MY_PORT, postgres on 127.0.0.1:$PG_PORT"
 

@@ -21,7 +21,7 @@
 #   SNAPHOOKS_TEST_KEEP=1      keep the temp dir (server logs, test log) for debugging
 set -euo pipefail
 
-export PATH="/usr/local/go/bin:${PATH}"
+export PATH="/usr/local/go/bin:${PATH}:/usr/sbin:/sbin"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
@@ -148,6 +148,8 @@ install_packages() {
 	if [[ -z "$(find_mariadbd)" || -z "$(find_install_db)" || -z "$(find_my_client)" || -z "$(find_my_admin)" ]]; then
 		pkgs+=(mariadb-server mariadb-client)
 	fi
+	# TestDBCoverage mounts btrfs subvolumes of a loop device.
+	command -v mkfs.btrfs >/dev/null && command -v btrfs >/dev/null || pkgs+=(btrfs-progs)
 	if ((${#pkgs[@]} == 0)); then
 		exec 9>&-
 		return 0
@@ -267,7 +269,7 @@ create_postgres_roles() {
 	runuser -u postgres -- "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$TMP/pg/run" -p "$PG_PORT" \
 		-U "$PG_ADMIN_USER" -d postgres >/dev/null <<-EOF
 		CREATE ROLE $PG_CHKPT_USER LOGIN PASSWORD '$PG_CHKPT_PASS';
-		GRANT pg_checkpoint TO $PG_CHKPT_USER;
+		GRANT pg_checkpoint, pg_read_all_settings TO $PG_CHKPT_USER;
 		CREATE ROLE $PG_NOPRIV_USER LOGIN PASSWORD '$PG_NOPRIV_PASS';
 	EOF
 }

@@ -306,7 +306,7 @@ func exitCodeFor(o hooks.Outcome) int {
 func writeTextReport(w io.Writer, rep hooks.PlanReport, summary string) {
 	fmt.Fprintln(w, sanitize(rep.String()))
 	for i, st := range rep {
-		if st.Status != hooks.StepErr || st.Report == nil {
+		if st.Report == nil || st.Status != hooks.StepErr && !hadWarning(st.Report) {
 			continue
 		}
 		fmt.Fprintf(w, "%02d %s\n", i+1, sanitize(st.Report.String()))
