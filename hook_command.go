@@ -306,7 +306,9 @@ func (h *CommandHook) outputLogger(ctx context.Context, edge Edge, env Env) *slo
 // the way a CommandHook runs a hook script: in a process group of its own,
 // stdin from /dev/null, the environment of the calling process plus env, its
 // output logged line by line as "hook output" with hook=name and
-// edge=Callback. A timeout of 0 means none; the callback is still stopped
+// edge=Callback. The program also gets the env the plan gives its callback
+// (CallbackEnv: EnvFS, EnvFSList or EnvFSListFile, EnvConsistency, ...); env
+// wins over it. A timeout of 0 means none; the callback is still stopped
 // (SIGTERM, SIGKILL after DefaultKillGrace) when its ctx is done. The error
 // names the program and says how it failed; it carries the last
 // MaxHookLogSizeDefault bytes of the program's output, which
@@ -325,7 +327,14 @@ func NewCommandCallback(name, path string, args []string, env Env, timeout time.
 		envCopy[k] = v
 	}
 	return func(ctx context.Context) error {
-		if out, err := h.exec(ctx, Callback, envCopy); err != nil {
+		env := envCopy
+		if planEnv := CallbackEnv(ctx); len(planEnv) > 0 {
+			env = copyEnv(planEnv)
+			for k, v := range envCopy {
+				env[k] = v
+			}
+		}
+		if out, err := h.exec(ctx, Callback, env); err != nil {
 			return &outputError{err: fmt.Errorf("%s: %w", shellQuote(path), err), output: out}
 		}
 		return nil

@@ -3,7 +3,6 @@ package hooks
 import (
 	"errors"
 	"fmt"
-	"strings"
 )
 
 // Scope is what one snapshot covers: several datasets, snapshotted together
@@ -120,10 +119,14 @@ func (l List) CopyFilteredForScope(s Scope) (List, error) {
 // EnvFSList, every dataset it matched, one per line (for a recursive scope,
 // the roots whose subtree it matched); the callback's env has EnvFS, the
 // first dataset of the scope, and EnvFSList, all of them. These win over the
-// same keys in extra. Each step's Datasets says the same.
+// same keys in extra. Each step's Datasets says the same. EnvFSList is left
+// out where it would be longer than MaxFSListEnv; in a plan of more than one
+// dataset, every hook and the callback get EnvFSListFile, a file with the
+// same list, however long (see there). The plan runs for 100,000 datasets
+// as for two.
 //
 // It fails if cb is nil or a hook nil, if the scope has no dataset or an
-// invalid one, or if a filter fails.
+// invalid one, if a filter fails, or if the env is too large (see NewPlan).
 func NewJobPlan(hooks *List, phase Phase, cb *CallbackHook, scope Scope, extra Env) (*Plan, error) {
 	var list List
 	if hooks != nil {
@@ -141,7 +144,12 @@ func NewJobPlan(hooks *List, phase Phase, cb *CallbackHook, scope Scope, extra E
 	withDatasets := func(ds []string) Env {
 		env := copyEnv(extra)
 		env[EnvFS] = ds[0]
-		env[EnvFSList] = strings.Join(ds, "\n")
+		delete(env, EnvFSListFile) // the plan's own, or none
+		if list, ok := fsListEnv(ds); ok {
+			env[EnvFSList] = list
+		} else {
+			delete(env, EnvFSList)
+		}
 		return env
 	}
 	l := make(List, len(matched))
@@ -150,5 +158,10 @@ func NewJobPlan(hooks *List, phase Phase, cb *CallbackHook, scope Scope, extra E
 	for i, m := range matched {
 		l[i], envs[i], datasets[i] = m.hook, withDatasets(m.datasets), m.datasets
 	}
-	return newPlan(l, phase, cb, envs, datasets, withDatasets(all), all)
+	p, err := newPlan(l, phase, cb, envs, datasets, withDatasets(all), all)
+	if err != nil {
+		return nil, err
+	}
+	p.listFiles = len(all) > 1
+	return p, nil
 }
