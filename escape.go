@@ -104,11 +104,15 @@ func escapeLines(s string) string {
 	return strings.Join(lines, "\n")
 }
 
-// hasWideControl reports whether b holds a control rune at or above U+0080
-// (C1 or bidi), which the JSON and logfmt encoders pass through as UTF-8.
+// hasWideControl reports whether b holds DEL or a control rune at or above
+// U+0080 (C1 or bidi), which encoding/json passes through as they are (and
+// go-logfmt too, but for DEL).
 func hasWideControl(b []byte) bool {
 	for i := 0; i < len(b); {
 		if b[i] < utf8.RuneSelf {
+			if b[i] == 0x7f {
+				return true
+			}
 			i++
 			continue
 		}
@@ -122,9 +126,9 @@ func hasWideControl(b []byte) bool {
 }
 
 // escapeWideControls returns b, a JSON text or a quoted logfmt value, with
-// each C1 and bidi control rune replaced by its "\uXXXX" escape, which both
-// formats decode to the rune again. The encoders escape the C0 controls
-// themselves; b must hold these runes only inside quoted strings.
+// each DEL, C1 and bidi control rune replaced by its "\uXXXX" escape, which
+// both formats decode to the rune again. The encoders escape the C0
+// controls themselves; b must hold these runes only inside quoted strings.
 func escapeWideControls(b []byte) []byte {
 	if !hasWideControl(b) {
 		return b
@@ -133,7 +137,7 @@ func escapeWideControls(b []byte) []byte {
 	out.Grow(len(b) + 16)
 	for i := 0; i < len(b); {
 		r, size := utf8.DecodeRune(b[i:])
-		if r >= utf8.RuneSelf && IsControl(r) {
+		if r >= 0x7f && IsControl(r) {
 			writeRuneEscape(&out, r)
 		} else {
 			out.Write(b[i : i+size])
@@ -141,4 +145,36 @@ func escapeWideControls(b []byte) []byte {
 		i += size
 	}
 	return []byte(out.String())
+}
+
+// shellQuoteControls quotes s, which holds a control rune or invalid UTF-8,
+// for a shell as $'...', the quoting of bash, zsh, ksh and POSIX.1-2024:
+// a backslash and a quote are escaped with a backslash, the controls as by
+// Escape ("\n", "\u009b", which bash and zsh decode), and each byte that is
+// not valid UTF-8 as "\xff". The result has no control rune, and pasted into
+// bash it is s again.
+func shellQuoteControls(s string) string {
+	const hex = "0123456789abcdef"
+	var b strings.Builder
+	b.Grow(len(s) + 16)
+	b.WriteString("$'")
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b.WriteString(`\x`)
+			b.WriteByte(hex[s[i]>>4])
+			b.WriteByte(hex[s[i]&0xf])
+		case r == '\\' || r == '\'':
+			b.WriteByte('\\')
+			b.WriteByte(s[i])
+		case IsControl(r):
+			writeRuneEscape(&b, r)
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	b.WriteByte('\'')
+	return b.String()
 }

@@ -377,6 +377,10 @@ type CommandHookReport struct {
 //	command hook: "ZREPL_DRYRUN='' ZREPL_FS='tank/db' ... /etc/hooks/x"
 //	command hook failed with "exit status 1": "ZREPL_DRYRUN='' ... /etc/hooks/x"
 //	command hook asked to skip the snapshot (exit status 75): "ZREPL_DRYRUN='' ... /etc/hooks/x"
+//
+// A value with a control rune (IsControl), such as the newlines of
+// ZREPL_FS_LIST, is quoted as $'tank/db\ntank/log', which bash and zsh
+// read as the value: the text holds no control rune, and stays one line.
 func (r *CommandHookReport) String() string {
 	keys := make([]string, 0, len(r.Env))
 	for k := range r.Env {
@@ -416,16 +420,21 @@ func (r *CommandHookReport) HadError() bool { return r.Err != nil }
 // value of Skip.
 func (r *CommandHookReport) SkipSnapshot() bool { return r.Skip }
 
-// Error is "" when the hook succeeded, else "<String()> FAILED with error: <err>".
+// Error is "" when the hook succeeded, else "<String()> FAILED with error: <err>",
+// with the control runes of err escaped (see Escape).
 func (r *CommandHookReport) Error() string {
 	if r.Err == nil {
 		return ""
 	}
-	return r.String() + " FAILED with error: " + r.Err.Error()
+	return r.String() + " FAILED with error: " + Escape(r.Err.Error())
 }
 
-// shellQuoteAlways quotes s in single quotes for a POSIX shell.
+// shellQuoteAlways quotes s in single quotes for a POSIX shell, or as
+// $'...' with escapes if it holds a control rune (see shellQuoteControls).
 func shellQuoteAlways(s string) string {
+	if indexControl(s) >= 0 {
+		return shellQuoteControls(s)
+	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
