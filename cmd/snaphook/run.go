@@ -33,9 +33,13 @@ fails, when a later pre edge fails fatally, and when snaphook is interrupted.
 CMD takes the snapshot. It runs without a shell, in a process group of its
 own, with stdin from /dev/null and the environment of snaphook plus, as for
 the hooks, ZREPL_FS=DATASET (the first --fs), ZREPL_FS_LIST (every --fs, one
-per line), ZREPL_SNAPNAME=NAME and ZREPL_DRYRUN ("true" or empty). Each hook
-gets ZREPL_FS and ZREPL_FS_LIST of the datasets it matched. So a typical CMD is
-  sh -c 'zfs snapshot "$ZREPL_FS@$ZREPL_SNAPNAME"'
+per line, while it fits in 64 KiB), ZREPL_SNAPNAME=NAME and ZREPL_DRYRUN
+("true" or empty). Each hook gets ZREPL_FS and ZREPL_FS_LIST of the datasets
+it matched. With more than one --fs, each also gets ZREPL_FS_LIST_FILE, a
+private file with the same list, however long. CMD gets ZREPL_CONSISTENCY:
+"application" if a hook ran and every pre edge succeeded, else "crash".
+So a typical CMD is
+  sh -c 'zfs snapshot -o com.example:consistency="$ZREPL_CONSISTENCY" "$ZREPL_FS@$ZREPL_SNAPNAME"'
 Its output is logged line by line, like a hook's.
 
 Logs go to stderr as logfmt. The report, one line per step, goes to stdout
@@ -149,8 +153,7 @@ func runCommand(args []string, s streams) int {
 	if err != nil {
 		return usageError(s, "run", "CMD: "+err.Error())
 	}
-	env := hooks.Env{hooks.EnvSnapshot: name}
-	cbEnv := hooks.Env{hooks.EnvFS: datasets[0], hooks.EnvFSList: strings.Join(datasets, "\n"), hooks.EnvSnapshot: name}
+	env := hooks.Env{hooks.EnvSnapshot: name} // the plan adds the datasets, for CMD too
 	display := commandLine(argv)
 	var cb hooks.HookJobCallback
 	if o.dryRun && !o.dryRunCmd {
@@ -163,9 +166,6 @@ func runCommand(args []string, s streams) int {
 		cmdEnv := hooks.Env{hooks.EnvDryRun: ""}
 		if o.dryRun {
 			cmdEnv[hooks.EnvDryRun] = "true"
-		}
-		for k, v := range cbEnv {
-			cmdEnv[k] = v
 		}
 		cb = hooks.NewCommandCallback(display, cmdPath, argv[1:], cmdEnv, o.timeout)
 	}
@@ -461,12 +461,13 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// sanitize replaces the control characters of s, except newlines, with "?",
-// so that no text from a config or a hook can send a terminal control
-// sequence or a carriage return to the screen.
+// sanitize replaces the control characters of s (hooks.IsControl: C0, DEL,
+// C1, the bidi controls), except newlines, with "?", so that no text from a
+// config or a hook can send a terminal control sequence or a carriage
+// return to the screen, or reorder what it shows.
 func sanitize(s string) string {
 	return strings.Map(func(r rune) rune {
-		if r != '\n' && (r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0) {
+		if r != '\n' && hooks.IsControl(r) {
 			return '?'
 		}
 		return r
