@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -306,4 +307,27 @@ func TestFSListEnvIsSetWhileItFits(t *testing.T) {
 			assert.NotEmpty(t, cbEnv[EnvFSListFile])
 		})
 	}
+}
+
+func TestTextAndLogsNameTheFirstTenDatasetsOfAHugeScope(t *testing.T) {
+	privateTempDir(t)
+	hooks := List{&testHook{name: "a"}}
+	p, err := NewJobPlan(&hooks, PhaseSnapshot, benchNoCallback(), scopeOf(t, manyDatasets(100_000)), nil)
+	require.NoError(t, err)
+	logger, logs := testLogger()
+	p.Run(WithLogger(context.Background(), logger), false)
+	rep := p.Report()
+	want := "tank/data/set-00000000000009 and 99990 more"
+	for _, line := range strings.Split(rep.String(), "\n") {
+		assert.Less(t, len(line), 1000)
+		assert.Contains(t, line, "(tank/data/set-00000000000000, tank/data/set-00000000000001, ")
+		assert.Contains(t, line, want+")")
+	}
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		assert.Less(t, len(line), 1000)
+		assert.Contains(t, line, `datasets="tank/data/set-00000000000000,`)
+	}
+	js, err := json.Marshal(rep[1])
+	require.NoError(t, err)
+	assert.Greater(t, len(js), 100_000*28, "JSON lists every dataset")
 }

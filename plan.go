@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -114,7 +113,7 @@ func newPlan(list List, phase Phase, cb *CallbackHook, envs []Env, datasets [][]
 	case len(cbDatasets) == 1:
 		p.logFS = slog.String("fs", cbDatasets[0])
 	case len(cbDatasets) > 1:
-		p.logFS = slog.String("datasets", strings.Join(cbDatasets, ","))
+		p.logFS = slog.String("datasets", datasetsText(cbDatasets, ","))
 	}
 	for i, h := range list {
 		if isNil(h) {

@@ -120,7 +120,8 @@ func (s Step) Duration() time.Duration {
 // The runtime is "..." while Pending, the time it has run while Exec, the
 // duration rounded to milliseconds otherwise. "!" marks the Pre edge of an
 // err_is_fatal hook, "~" every other step. A step that runs for more than
-// one dataset lists them after the hook: "(tank/db, tank/log)". A callback
+// one dataset lists them after the hook: "(tank/db, tank/log)", or the
+// first ten of them and how many more there are. A callback
 // that ran ends with its consistency label: "consistency=application".
 // Control runes of the hook's name or a dataset are escaped (see Escape), so
 // the line is always one line and sends no control sequence to a terminal.
@@ -131,7 +132,7 @@ func (s Step) String() string {
 	}
 	line := fmt.Sprintf("[%s] [%5s] %s [%s]  %s", s.Status, runtime, s.fatalMark(), s.Edge, hookName(s.Hook))
 	if len(s.Datasets) > 1 {
-		line += " (" + strings.Join(s.Datasets, ", ") + ")"
+		line += " (" + datasetsText(s.Datasets, ", ") + ")"
 	}
 	if s.Consistency != "" {
 		line += " consistency=" + s.Consistency

@@ -3,6 +3,7 @@ package hooks
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Scope is what one snapshot covers: several datasets, snapshotted together
@@ -164,4 +165,18 @@ func NewJobPlan(hooks *List, phase Phase, cb *CallbackHook, scope Scope, extra E
 	}
 	p.listFiles = len(all) > 1
 	return p, nil
+}
+
+// maxListedDatasets is how many datasets a log record or a line of the text
+// report names before it counts the rest: a step of 100,000 datasets must
+// not make a line of megabytes. The JSON and logfmt reports list them all.
+const maxListedDatasets = 10
+
+// datasetsText joins datasets with sep, or, if there are more than
+// maxListedDatasets, the first of them and "and N more".
+func datasetsText(datasets []string, sep string) string {
+	if len(datasets) <= maxListedDatasets {
+		return strings.Join(datasets, sep)
+	}
+	return strings.Join(datasets[:maxListedDatasets], sep) + fmt.Sprintf(" and %d more", len(datasets)-maxListedDatasets)
 }
