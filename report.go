@@ -119,18 +119,20 @@ func (s Step) Duration() time.Duration {
 //
 // The runtime is "..." while Pending, the time it has run while Exec, the
 // duration rounded to milliseconds otherwise. "!" marks the Pre edge of an
-// err_is_fatal hook, "~" every other step. A step that runs for more than
-// one dataset lists them after the hook: "(tank/db, tank/log)", or the
-// first ten of them and how many more there are. A callback
-// that ran ends with its consistency label: "consistency=application".
-// Control runes of the hook's name or a dataset are escaped (see Escape), so
-// the line is always one line and sends no control sequence to a terminal.
+// err_is_fatal hook, "~" every other step. The hook is named by what the
+// edge does where the hook says so (the Post edge of mysql-lock-tables is
+// "MySQL UNLOCK TABLES (...)"), else by its String. A step that runs for
+// more than one dataset lists them after the hook: "(tank/db, tank/log)", or
+// the first ten of them and how many more there are. A callback that ran
+// ends with its consistency label: "consistency=application". Control runes
+// of the hook's name or a dataset are escaped (see Escape), so the line is
+// always one line and sends no control sequence to a terminal.
 func (s Step) String() string {
 	runtime := "..."
 	if s.Status != StepPending {
 		runtime = s.Duration().Round(time.Millisecond).String()
 	}
-	line := fmt.Sprintf("[%s] [%5s] %s [%s]  %s", s.Status, runtime, s.fatalMark(), s.Edge, hookName(s.Hook))
+	line := fmt.Sprintf("[%s] [%5s] %s [%s]  %s", s.Status, runtime, s.fatalMark(), s.Edge, stepName(s.Hook, s.Edge))
 	if len(s.Datasets) > 1 {
 		line += " (" + datasetsText(s.Datasets, ", ") + ")"
 	}
@@ -168,7 +170,7 @@ func (s Step) toJSON(n int) stepJSON {
 		Step:     n,
 		Edge:     s.Edge,
 		Status:   s.Status,
-		Hook:     hookName(s.Hook),
+		Hook:     stepName(s.Hook, s.Edge),
 		Fatal:    s.fatalMark() == "!",
 		Datasets: s.Datasets,
 	}
