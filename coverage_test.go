@@ -29,7 +29,7 @@ func coverageFiles(t *testing.T) []ServerFile {
 	return out
 }
 
-func scopeOf(recursive bool, names ...string) Scope {
+func scopeNamed(recursive bool, names ...string) Scope {
 	s := Scope{Recursive: recursive}
 	for _, n := range names {
 		s.Datasets = append(s.Datasets, datasetName(n))
@@ -44,17 +44,17 @@ func TestCheckCoverage(t *testing.T) {
 		scope Scope
 		want  []string
 	}{
-		{"both_datasets_cover_everything", scopeOf(false, "tank/db", "tank/db/log"), nil},
-		{"the_data_dataset_alone_misses_the_redo_log", scopeOf(false, "tank/db"),
+		{"both_datasets_cover_everything", scopeNamed(false, "tank/db", "tank/db/log"), nil},
+		{"the_data_dataset_alone_misses_the_redo_log", scopeNamed(false, "tank/db"),
 			[]string{"the redo log (/tank/db/log) is on tank/db/log, which this snapshot does not include"}},
-		{"the_log_dataset_alone_misses_the_data", scopeOf(false, "tank/db/log"),
+		{"the_log_dataset_alone_misses_the_data", scopeNamed(false, "tank/db/log"),
 			[]string{"the data directory (/tank/db) is on tank/db, which this snapshot does not include"}},
-		{"recursive_over_the_parent_covers_everything", scopeOf(true, "tank"), nil},
-		{"recursive_over_the_data_dataset_covers_its_child", scopeOf(true, "tank/db"), nil},
-		{"the_parent_alone_covers_nothing", scopeOf(false, "tank"), []string{
+		{"recursive_over_the_parent_covers_everything", scopeNamed(true, "tank"), nil},
+		{"recursive_over_the_data_dataset_covers_its_child", scopeNamed(true, "tank/db"), nil},
+		{"the_parent_alone_covers_nothing", scopeNamed(false, "tank"), []string{
 			"the data directory (/tank/db) is on tank/db, which this snapshot does not include",
 			"the redo log (/tank/db/log) is on tank/db/log, which this snapshot does not include"}},
-		{"a_name_prefix_is_no_parent", scopeOf(true, "tank/d"), []string{
+		{"a_name_prefix_is_no_parent", scopeNamed(true, "tank/d"), []string{
 			"the data directory (/tank/db) is on tank/db, which this snapshot does not include",
 			"the redo log (/tank/db/log) is on tank/db/log, which this snapshot does not include"}},
 	} {
@@ -73,7 +73,7 @@ func TestCheckCoverage(t *testing.T) {
 	t.Run("files_not_visible_here_are_unknown_said_once", func(t *testing.T) {
 		why := "the server is reached at 192.0.2.1:3306 over the network, not on this host, so its files cannot be mapped to datasets here"
 		remote := []ServerFile{{Role: "the data directory", Path: "/d", NotHere: why}, {Role: "the redo log", Path: "/l", NotHere: why}}
-		problems, err := CheckCoverage(remote, scopeOf(false, "tank/db"))
+		problems, err := CheckCoverage(remote, scopeNamed(false, "tank/db"))
 		require.NoError(t, err)
 		require.Len(t, problems, 1)
 		require.True(t, problems[0].Unknown())
@@ -81,7 +81,7 @@ func TestCheckCoverage(t *testing.T) {
 	})
 	t.Run("files_on_one_plain_filesystem_are_no_problem_but_unverified", func(t *testing.T) {
 		plain := []ServerFile{{Role: "the data directory", Path: "/var/lib/mysql", Mount: "/", FSType: "ext4"}}
-		problems, err := CheckCoverage(plain, scopeOf(false, "tank/db"))
+		problems, err := CheckCoverage(plain, scopeNamed(false, "tank/db"))
 		require.NoError(t, err)
 		require.Empty(t, problems)
 		require.Equal(t, "coverage unknown: the data directory (/var/lib/mysql) on / (ext4), which is neither a ZFS dataset nor a btrfs subvolume mounted on its own",
@@ -93,7 +93,7 @@ func TestCheckCoverage(t *testing.T) {
 			{Role: "the data directory", Path: "/srv/zvol-ext4/mysql", Mount: "/srv/zvol-ext4", FSType: "ext4"},
 			{Role: "the redo log", Path: "/tank/db/log", Mount: "/tank/db/log", FSType: "zfs", Dataset: "tank/db/log"},
 		}
-		problems, err := CheckCoverage(span, scopeOf(false, "tank/db/log"))
+		problems, err := CheckCoverage(span, scopeNamed(false, "tank/db/log"))
 		require.NoError(t, err)
 		require.Len(t, problems, 1)
 		require.True(t, problems[0].Unknown())
@@ -108,9 +108,9 @@ func TestCheckCoverage(t *testing.T) {
 
 func TestCoverageScope(t *testing.T) {
 	ctx := t.Context()
-	require.Equal(t, scopeOf(false, "tank/a", "tank/b"), coverageScope(ctx, Env{EnvFS: "tank/a", EnvFSList: "tank/a\ntank/b"}))
-	require.Equal(t, scopeOf(false, "tank/a"), coverageScope(ctx, Env{EnvFS: "tank/a"}))
-	plan := scopeOf(true, "tank")
+	require.Equal(t, scopeNamed(false, "tank/a", "tank/b"), coverageScope(ctx, Env{EnvFS: "tank/a", EnvFSList: "tank/a\ntank/b"}))
+	require.Equal(t, scopeNamed(false, "tank/a"), coverageScope(ctx, Env{EnvFS: "tank/a"}))
+	plan := scopeNamed(true, "tank")
 	require.Equal(t, plan, coverageScope(withCoverageScope(ctx, plan), Env{EnvFS: "tank/a"}), "the plan's scope wins over the hook's env")
 }
 

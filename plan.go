@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,7 +29,10 @@ type Plan struct {
 	cbEnv  Env    // the extra env of the callback
 	shared bool   // every hook has the same env (a NewPlan): post edges can share theirs too
 	scope  *Scope // of a job plan: handed to the hooks in the ctx (withCoverageScope)
-	logFS  slog.Attr
+	// listFiles makes Run write EnvFSListFile files (a job plan of more
+	// than one dataset; see writeFSLists).
+	listFiles bool
+	logFS     slog.Attr
 
 	ran atomic.Bool
 
@@ -56,7 +58,11 @@ func (p *Plan) callback() *Step { return &p.steps[p.hooks()] }
 // EnvSnapshot); if it has EnvFS but no EnvFSList, EnvFSList is set to the
 // same dataset. Every step starts StepPending. The list is read once, here;
 // a nil hooks is an empty list. It fails if cb or a hook is nil (a nil
-// interface or a nil pointer).
+// interface or a nil pointer), or if a hook could not be started with
+// extra: a variable longer than Linux allows one environment string (128
+// KiB), or extra and the environment of this process together more than
+// Linux allows a program (a quarter of the stack limit, at most 6 MiB, less
+// 16 KiB kept for arguments); the error names the variable.
 //
 // NewPlan takes the hooks as given: filter them first with
 // List.CopyFilteredForFilesystem, or use NewJobPlan, which filters for a
@@ -108,7 +114,7 @@ func newPlan(list List, phase Phase, cb *CallbackHook, envs []Env, datasets [][]
 	case len(cbDatasets) == 1:
 		p.logFS = slog.String("fs", cbDatasets[0])
 	case len(cbDatasets) > 1:
-		p.logFS = slog.String("datasets", strings.Join(cbDatasets, ","))
+		p.logFS = slog.String("datasets", datasetsText(cbDatasets, ","))
 	}
 	for i, h := range list {
 		if isNil(h) {
@@ -119,6 +125,9 @@ func newPlan(list List, phase Phase, cb *CallbackHook, envs []Env, datasets [][]
 		p.states[i] = make(map[interface{}]interface{})
 	}
 	*p.callback() = Step{Hook: cb, Edge: Callback, Status: StepPending, Datasets: cbDatasets}
+	if err := checkExecEnvs(list, envs, hookName(cb), cbEnv); err != nil {
+		return nil, fmt.Errorf("new plan: %w", err)
+	}
 	return p, nil
 }
 
@@ -159,6 +168,11 @@ func (s stop) status() StepStatus {
 // panicking or cancelled step does to the others, is the package's model:
 // see the package documentation. A hook that never returns blocks Run: hooks
 // must honour ctx. The logger is taken from ctx (see WithLogger).
+//
+// The callback gets EnvConsistency (see there). In a job plan of more than
+// one dataset, Run first writes the EnvFSListFile files, and removes them
+// before it returns; if they cannot be written, no hook runs and the
+// callback fails with the reason.
 func (p *Plan) Run(ctx context.Context, dryRun bool) {
 	if !p.ran.CompareAndSwap(false, true) {
 		return
@@ -170,6 +184,12 @@ func (p *Plan) Run(ctx context.Context, dryRun bool) {
 	if p.logFS.Key != "" && log.Enabled(ctx, slog.LevelError) {
 		log = log.With(p.logFS)
 	}
+	removeLists, err := p.writeFSLists()
+	if err != nil {
+		p.failToStart(ctx, log, err)
+		return
+	}
+	defer removeLists()
 
 	why := goOn
 	preRan := make([]bool, p.hooks())
@@ -206,7 +226,7 @@ func (p *Plan) Run(ctx context.Context, dryRun bool) {
 	case ctx.Err() != nil:
 		p.failCancelled(ctx, log, cb)
 	default:
-		p.exec(ctx, log, cb, nil, p.cbEnv, dryRun)
+		p.execCallback(ctx, log, dryRun)
 	}
 	cbResult := resultOf(cb.Status) // only this goroutine writes statuses
 

@@ -58,7 +58,7 @@ func TestLocateServerFiles(t *testing.T) {
 			require.Equal(t, "", f.Mount)
 			require.Equal(t, "the server is reached at 192.0.2.1:5432 over the network, not on this host, so its files cannot be mapped to datasets here", f.NotHere)
 		}
-		problems, err := CheckCoverage(got, scopeOf(false, "tank/db"))
+		problems, err := CheckCoverage(got, scopeNamed(false, "tank/db"))
 		require.NoError(t, err)
 		require.Len(t, problems, 1, "said once")
 	})
