@@ -33,9 +33,24 @@ type Plan struct {
 
 	ran atomic.Bool
 
-	// mu guards Status, Begin, End and Report of every step. It is held for
-	// bookkeeping only, never while a hook runs.
-	mu sync.Mutex
+	// mu guards Status, Begin, End and Report of every step, and postEnv.
+	// It is held for bookkeeping only, never while a hook runs.
+	mu      sync.Mutex
+	postEnv Env // set by SetPostEnv
+}
+
+// SetPostEnv adds env to the environment of the Post edges: every Post edge
+// of a Run in which SetPostEnv returned before the callback ended gets env
+// on top of its hook's extra env and of EnvPreResult and EnvCallbackResult,
+// so env may override those. A later call replaces env; a call after the
+// callback ended changes nothing. It is meant for a callback that learns
+// late what the Post edges should see: snaphook's holder gives them the
+// environment of the "snaphook post" that ended the hold.
+func (p *Plan) SetPostEnv(env Env) {
+	env = copyEnv(env)
+	p.mu.Lock()
+	p.postEnv = env
+	p.mu.Unlock()
 }
 
 // hooks is the number of hooks of the plan.
@@ -205,6 +220,9 @@ func (p *Plan) Run(ctx context.Context, dryRun bool) {
 		p.exec(ctx, log, cb, nil, p.cbEnv, dryRun)
 	}
 	cbResult := resultOf(cb.Status) // only this goroutine writes statuses
+	p.mu.Lock()
+	override := p.postEnv
+	p.mu.Unlock()
 
 	// The env of a Post edge is its hook's with the results added. Hooks
 	// that share one env share these maps too, one per result.
@@ -215,6 +233,9 @@ func (p *Plan) Run(ctx context.Context, dryRun bool) {
 		}
 		env := copyEnv(p.envs[i])
 		env[EnvPreResult], env[EnvCallbackResult] = preResult, cbResult
+		for k, v := range override {
+			env[k] = v
+		}
 		if p.shared {
 			postEnvs[preResult] = env
 		}

@@ -145,6 +145,10 @@ func TestSplitPrePostCommandHooks(t *testing.T) {
 	if r2.code != exitSnapshotFailed || !strings.Contains(r2.stderr, "tank/db is already held by another snaphook pre") {
 		t.Errorf("second pre: exit code %d, stderr:\n%s", r2.code, r2.stderr)
 	}
+	// Its post (same parent process) releases nothing: that pre did not hold.
+	if p2 := e.post(t, env, "--fs", "tank/db"); p2.code != exitSnapshotFailed || !strings.Contains(p2.stderr, "did not hold it") {
+		t.Errorf("post after the refused pre: exit code %d, stderr:\n%s", p2.code, p2.stderr)
+	}
 
 	p := e.post(t, env, "--fs", "tank/db")
 	if p.code != 0 {
