@@ -3,7 +3,7 @@ package hooks
 // The benchmarks of issue 5. Each one measures a baseline in the same run, in
 // the same binary, next to the figure it is about; scripts/bench.sh runs them
 // in interleaved rounds and prints one table of medians and ratios (see
-// the Performance section of README.md).
+// docs/performance.md).
 //
 //	BenchmarkCommandHookOverhead  a plan with one /bin/true command hook vs. two bare exec.Command runs
 //	BenchmarkPlanOrchestration    build and run a plan of 10 in-process hooks (21 steps)

@@ -248,7 +248,7 @@ func (p *Plan) Run(ctx context.Context, dryRun bool) {
 		pre, post := p.pre(i), p.post(i)
 		switch {
 		case pre.Status == StepOk || preRan[i] && postOnPreError(post.Hook):
-			p.execPost(postCtx, log, post, p.states[i], postEnv(i, resultOf(pre.Status)), dryRun)
+			p.exec(postCtx, log, post, p.states[i], postEnv(i, resultOf(pre.Status)), dryRun)
 		case !preRan[i]:
 			p.skipPost(ctx, log, post, why.status())
 		case pre.Status == StepSkipRequested:
@@ -282,15 +282,6 @@ func resultOf(status StepStatus) string {
 // own bound first and reports "timed out after <timeout>"; the plan's bound
 // is only a backstop for hooks that do not.
 const postBackstop = time.Second
-
-// execPost runs a Post edge on ctx, which is no longer cancelled by the
-// caller, bounded by the hook's timeout (DefaultHookTimeout for a hook that
-// has none) plus postBackstop.
-func (p *Plan) execPost(ctx context.Context, log *slog.Logger, s *Step, state map[interface{}]interface{}, env Env, dryRun bool) {
-	ctx, cancel := context.WithDeadline(ctx, addSaturating(time.Now(), hookTimeout(s.Hook)+postBackstop))
-	defer cancel()
-	p.exec(ctx, log, s, state, env, dryRun)
-}
 
 // addSaturating returns t+d, or the latest time a Duration reaches from t if
 // d is so large that the sum overflows (d has saturated already).
@@ -337,17 +328,26 @@ func (p *Plan) failCancelled(ctx context.Context, log *slog.Logger, s *Step) {
 	logCancelled(ctx, log, s)
 }
 
-// exec runs one step and records its outcome.
+// exec runs one step and records its outcome. A Post edge runs bounded by
+// its hook's timeout (DefaultHookTimeout for a hook that has none) plus
+// postBackstop, from its Begin; Run passes it a ctx the caller no longer
+// cancels. The wall clock is read once per step: End is Begin plus the time
+// since, read on the monotonic clock.
 func (p *Plan) exec(ctx context.Context, log *slog.Logger, s *Step, state map[interface{}]interface{}, env Env, dryRun bool) HookReport {
+	begin := time.Now()
 	p.mu.Lock()
-	s.Status = StepExec
-	s.Begin = time.Now()
+	s.Status, s.Begin = StepExec, begin
 	p.mu.Unlock()
+	if s.Edge == Post {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, addSaturating(begin, hookTimeout(s.Hook)+postBackstop))
+		defer cancel()
+	}
 
 	logStep(ctx, log, slog.LevelDebug, "run step", s)
 	rep := p.runHook(ctx, log, s, state, env, dryRun)
 
-	end := time.Now()
+	end := begin.Add(time.Since(begin))
 	status := StepOk
 	switch {
 	case rep.HadError():

@@ -34,7 +34,8 @@ datasets.
 // checkExits is the exit status section of check's help.
 const checkExits = `Exit status:
   0   FILE is valid (warnings or not)
-  64  FILE is invalid or unreadable, or bad usage
+  64  FILE is invalid or unreadable, others could change it or a hook
+      script it names, or bad usage
 `
 
 // setupCheck defines the flags of check.
@@ -60,7 +61,7 @@ func checkCommand(c *commonFlags, args []string, s streams) int {
 		}
 	}
 	cfg, list, ok := loadHooks(c.config, s)
-	if !ok {
+	if !ok || !trustHooks("check", c.config, cfg, s) {
 		return exitUsage
 	}
 	name := c.config

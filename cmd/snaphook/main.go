@@ -55,7 +55,8 @@ const exitCodesHelp = `Exit status:
       when a pre hook asked to skip the snapshot
   3   a pre hook asked to skip the snapshot (skip_exit_code), and no hook
       failed: no error, no snapshot
-  64  bad usage or bad config; nothing ran
+  64  bad usage or bad config, or a hook list or hook script that others
+      than root and the running user could change; nothing ran
 When several apply, the first of 64, 2, 3, 1 wins: a skip together with a
 hook error exits 2, and the summary line names both.
 `

@@ -68,7 +68,8 @@ const preExits = `Exit status:
   3   nothing is held: a pre hook asked to skip the snapshot (skip_exit_code)
       and no hook failed; the post edges of the hooks before it have run
       (a skip together with a hook error exits 2)
-  64  bad usage or bad config; nothing ran
+  64  bad usage or bad config, or a hook list or hook script that others
+      than root and the running user could change; nothing ran
 `
 
 // holdDatasets returns the datasets of --fs, or else those of
@@ -160,8 +161,8 @@ func (o *preOptions) hold(job *holdJob, out *splitOut) int {
 		out.failJSON(exitUsage, nil, "cannot read the config")
 		return exitUsage
 	}
-	_, list, ok := parseHooks(name, data, out.s)
-	if !ok {
+	cfg, list, ok := parseHooks(name, data, out.s)
+	if !ok || !trustHooks("pre", o.common.config, cfg, out.s) {
 		out.failJSON(exitUsage, nil, "bad config")
 		return exitUsage
 	}

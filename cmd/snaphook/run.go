@@ -169,8 +169,8 @@ func (o *runOptions) prepare(argv []string, s streams) (job runJob, code int, ok
 	if err := checkSnapshotName(name); err != nil {
 		return fail(err.Error())
 	}
-	_, list, ok := loadHooks(o.common.config, s)
-	if !ok {
+	cfg, list, ok := loadHooks(o.common.config, s)
+	if !ok || !trustHooks("run", o.common.config, cfg, s) {
 		return runJob{}, exitUsage, false
 	}
 	// Look CMD up before any hook runs: a typo must not freeze anything.
@@ -178,6 +178,7 @@ func (o *runOptions) prepare(argv []string, s streams) (job runJob, code int, ok
 	if err != nil {
 		return fail("CMD: " + err.Error())
 	}
+	warnUntrustedCommand(cmdPath, s)
 	return runJob{scope: scope, datasets: scopeNames(scope), name: name, argv: argv, cmdPath: cmdPath, list: list, level: level}, 0, true
 }
 
