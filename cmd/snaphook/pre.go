@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/snaphooks/hooks"
 )
 
 // defaultMaxHold is the dead-man switch of a hold: a holder that no post
@@ -170,11 +172,7 @@ func (o *preOptions) hold(job *holdJob, out *splitOut) int {
 	if err != nil {
 		return out.fail(exitUsage, nil, "%v", err)
 	}
-	if plan.Report().Hooks() == 0 {
-		// Also under --quiet: a typo in "filesystems" would hold nothing, silently.
-		fmt.Fprintf(out.s.Stderr, "snaphook pre: warning: no hook of %s matches %s: nothing will be held (a typo in \"filesystems\"?)\n",
-			name, datasetList(job.Datasets, job.Recursive))
-	}
+	warnNoHooks("pre", name, job.Datasets, job.Recursive, plan, out.s)
 	if name != stdinName {
 		if abs, err := filepath.Abs(name); err == nil {
 			name = abs
@@ -182,6 +180,17 @@ func (o *preOptions) hold(job *holdJob, out *splitOut) int {
 	}
 	job.ConfigName, job.Config = name, data
 	return startHolder(*job, out)
+}
+
+// warnNoHooks warns on stderr, also under --quiet, if no hook of the
+// config matches the datasets of plan: most likely a typo in
+// "filesystems", which would otherwise hold, or guard, nothing silently.
+func warnNoHooks(cmd, config string, datasets []string, recursive bool, plan *hooks.Plan, s streams) {
+	if plan.Report().Hooks() > 0 {
+		return
+	}
+	fmt.Fprintf(s.Stderr, "snaphook %s: warning: no hook of %s matches %s: no hook will run (a typo in \"filesystems\"? see snaphook check)\n",
+		cmd, config, datasetList(datasets, recursive))
 }
 
 // remember records in the registry that the pre of job's run did not hold,
