@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
 
@@ -76,7 +77,9 @@ func (o *postOptions) run(args []string, s streams) int {
 	}
 	snapshot := o.snapshot
 	if snapshot == "" && fromSanoid {
-		snapshot = os.Getenv("SANOID_SNAPNAME")
+		// sanoid 2.1 passes "dataset@name" to the post script.
+		env := os.Getenv("SANOID_SNAPNAME")
+		snapshot = env[strings.LastIndexByte(env, '@')+1:]
 	}
 	out.datasets, out.recursive, out.snapshot = datasets, o.common.scope.recursive, snapshot
 	owner, err := holdOwner(o.holdID)
