@@ -33,7 +33,9 @@ func newSplitEnv(t *testing.T) *splitEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	return &splitEnv{dir: dir, env: []string{runDirEnv + "=" + dir}}
+	// A race-enabled binary sleeps 1 s at exit (GORACE atexit_sleep_ms),
+	// which would make 100 back-to-back cycles take minutes.
+	return &splitEnv{dir: dir, env: []string{runDirEnv + "=" + dir, "GORACE=atexit_sleep_ms=0"}}
 }
 
 // heldOutput is the part of "snaphook pre --json" the tests look at.
