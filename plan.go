@@ -219,28 +219,7 @@ func (p *Plan) Run(ctx context.Context, dryRun bool) {
 	default:
 		p.exec(ctx, log, cb, nil, p.cbEnv, dryRun)
 	}
-	cbResult := resultOf(cb.Status) // only this goroutine writes statuses
-	p.mu.Lock()
-	override := p.postEnv
-	p.mu.Unlock()
-
-	// The env of a Post edge is its hook's with the results added. Hooks
-	// that share one env share these maps too, one per result.
-	postEnvs := map[string]Env{} // by pre result, if p.shared
-	postEnv := func(i int, preResult string) Env {
-		if env, ok := postEnvs[preResult]; ok {
-			return env
-		}
-		env := copyEnv(p.envs[i])
-		env[EnvPreResult], env[EnvCallbackResult] = preResult, cbResult
-		for k, v := range override {
-			env[k] = v
-		}
-		if p.shared {
-			postEnvs[preResult] = env
-		}
-		return env
-	}
+	postEnv := p.postEnvs(resultOf(cb.Status)) // only this goroutine writes statuses
 
 	// Unwind. Cleanup must not depend on the caller's ctx still being alive.
 	postCtx := context.WithoutCancel(ctx)
@@ -260,6 +239,31 @@ func (p *Plan) Run(ctx context.Context, dryRun bool) {
 		default:
 			p.skipPost(ctx, log, post, StepSkippedDueToPreErr)
 		}
+	}
+}
+
+// postEnvs returns the function that makes the env of the Post edge of hook
+// i whose Pre edge ended
+// in preResult: its hook's with the results and SetPostEnv's env added.
+// Hooks that share one env share these maps too, one per result.
+func (p *Plan) postEnvs(cbResult string) func(i int, preResult string) Env {
+	p.mu.Lock()
+	override := p.postEnv
+	p.mu.Unlock()
+	byResult := map[string]Env{} // if p.shared
+	return func(i int, preResult string) Env {
+		if env, ok := byResult[preResult]; ok {
+			return env
+		}
+		env := copyEnv(p.envs[i])
+		env[EnvPreResult], env[EnvCallbackResult] = preResult, cbResult
+		for k, v := range override {
+			env[k] = v
+		}
+		if p.shared {
+			byResult[preResult] = env
+		}
+		return env
 	}
 }
 
