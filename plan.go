@@ -242,10 +242,10 @@ func (p *Plan) Run(ctx context.Context, dryRun bool) {
 	}
 }
 
-// postEnvs returns the function that makes the env of the Post edge of hook
-// i whose Pre edge ended
-// in preResult: its hook's with the results and SetPostEnv's env added.
-// Hooks that share one env share these maps too, one per result.
+// postEnvs returns the function that makes the env of the Post edge of
+// hook i whose Pre edge ended in preResult: its hook's, with the results and
+// SetPostEnv's env added. Hooks that share one env share these maps too, one
+// per result.
 func (p *Plan) postEnvs(cbResult string) func(i int, preResult string) Env {
 	p.mu.Lock()
 	override := p.postEnv
