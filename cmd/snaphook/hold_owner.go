@@ -8,7 +8,9 @@ package main
 // both with subprocess from its own process, without a shell; a cron script
 // runs both from the shell that runs the script. So the owner is the nearest
 // ancestor that is not a shell started only to run one command ("sh -c ..."):
-// the sanoid or zfs-autobackup process, or the script's shell. Its pid and
+// the sanoid or zfs-autobackup process, or the script's shell; it also looks
+// through the wrappers that stay the parent of the command they run, a new
+// one for each line (sudo, timeout, flock...). Its pid and
 // its start time (so that a reused pid is another owner) name the run.
 // Everyone else says which run a line belongs to with --hold-id.
 
@@ -33,7 +35,7 @@ func holdOwner(holdID string) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("find the process that runs pre and post (give --hold-id to name the run): %w", err)
 		}
-		if pid <= 1 || !isOneCommandShell(pid, st.comm) {
+		if pid <= 1 || !wrappers[st.comm] && !isOneCommandShell(pid, st.comm) {
 			return fmt.Sprintf("pid:%d:%d", pid, st.start), nil
 		}
 		pid = st.ppid
@@ -73,6 +75,10 @@ func readProcStat(pid int) (procStat, error) {
 
 // shells are the process names of the shells holdOwner looks through.
 var shells = map[string]bool{"sh": true, "dash": true, "bash": true, "zsh": true, "ksh": true, "mksh": true, "ash": true, "busybox": true, "fish": true}
+
+// wrappers are the process names of commands that run another command as
+// their child and wait for it: a new process for each line of a run.
+var wrappers = map[string]bool{"sudo": true, "doas": true, "su": true, "runuser": true, "timeout": true, "flock": true, "chronic": true}
 
 // isOneCommandShell reports whether pid, named comm, is a shell that runs
 // one command line given with -c: a process of its own for each line, so

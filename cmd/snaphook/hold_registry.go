@@ -171,10 +171,16 @@ func covers(root string, recursive bool, d string) bool {
 	return d == root || recursive && strings.HasPrefix(d, root+"/")
 }
 
-// refusal is the registry's memory of the pre of a run that did not hold.
+// refusal is the registry's memory of the pres of a run that did not hold.
 type refusal struct {
-	Owner   string   `json:"owner"`
-	Reasons []string `json:"reasons"` // one per pre, the latest last
+	Owner string       `json:"owner"`
+	Pres  []refusedPre `json:"pres"` // the latest last
+}
+
+// refusedPre is one pre that did not hold.
+type refusedPre struct {
+	Snapshot string `json:"snapshot"`
+	Reason   string `json:"reason"`
 }
 
 // refusalPath is the file of the refusals of owner for the datasets of
@@ -184,13 +190,13 @@ func (r *registry) refusalPath(owner string, files holdFiles) string {
 	return filepath.Join(r.dir, "refused-"+hex.EncodeToString(h[:])[:20]+".json")
 }
 
-// refuse remembers that a pre of owner for the datasets of files did not
-// hold, and why.
-func (r *registry) refuse(owner string, files holdFiles, reason string) error {
+// refuse remembers that a pre of owner for the datasets of files and
+// snapshot did not hold, and why.
+func (r *registry) refuse(owner string, files holdFiles, snapshot, reason string) error {
 	path := r.refusalPath(owner, files)
 	rf, _ := readRefusal(path)
 	rf.Owner = owner
-	rf.Reasons = append(rf.Reasons, reason)
+	rf.Pres = append(rf.Pres, refusedPre{Snapshot: snapshot, Reason: reason})
 	b, err := json.Marshal(rf)
 	if err != nil {
 		return err
@@ -198,20 +204,39 @@ func (r *registry) refuse(owner string, files holdFiles, reason string) error {
 	return writeFileAtomic(path, b)
 }
 
+// forgetRefusals forgets the refusals of owner for the datasets of files:
+// a pre of the run held them, so the posts of the earlier pres are not to
+// come any more.
+func (r *registry) forgetRefusals(owner string, files holdFiles) error {
+	err := os.Remove(r.refusalPath(owner, files))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
 // takeRefusal forgets the latest refusal of owner for the datasets of
-// files and returns its reason; ok is false if there is none.
-func (r *registry) takeRefusal(owner string, files holdFiles) (reason string, ok bool, err error) {
+// files — of snapshot, unless that is "" — and returns its reason; ok is
+// false if there is none.
+func (r *registry) takeRefusal(owner string, files holdFiles, snapshot string) (reason string, ok bool, err error) {
 	path := r.refusalPath(owner, files)
 	rf, err := readRefusal(path)
-	if errors.Is(err, os.ErrNotExist) || err == nil && len(rf.Reasons) == 0 {
+	if errors.Is(err, os.ErrNotExist) {
 		return "", false, nil
 	}
 	if err != nil {
 		return "", false, err
 	}
-	reason = rf.Reasons[len(rf.Reasons)-1]
-	rf.Reasons = rf.Reasons[:len(rf.Reasons)-1]
-	if len(rf.Reasons) == 0 {
+	i := len(rf.Pres) - 1
+	for i >= 0 && snapshot != "" && rf.Pres[i].Snapshot != snapshot {
+		i--
+	}
+	if i < 0 {
+		return "", false, nil
+	}
+	reason = rf.Pres[i].Reason
+	rf.Pres = append(rf.Pres[:i], rf.Pres[i+1:]...)
+	if len(rf.Pres) == 0 {
 		return reason, true, os.Remove(path)
 	}
 	b, err := json.Marshal(rf)

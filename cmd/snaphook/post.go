@@ -161,15 +161,19 @@ func (p poster) find() (bool, int) {
 		return false, p.out.fail(exitSnapshotFailed, nil, "%v", err)
 	}
 	defer reg.unlock()
-	if reason, ok, err := reg.takeRefusal(p.req.Owner, p.files); err != nil {
+	e, ok, err := reg.lookup(p.files)
+	if err != nil {
+		return false, p.out.fail(exitSnapshotFailed, nil, "read the registry: %v", err)
+	}
+	if ok && e.Owner == p.req.Owner && p.out.snapshot != "" && e.Snapshot == p.out.snapshot {
+		return true, exitOK // the very hold of this post, whatever pres were refused since
+	}
+	if reason, refused, err := reg.takeRefusal(p.req.Owner, p.files, p.out.snapshot); err != nil {
 		return false, p.out.fail(exitSnapshotFailed, nil, "read what pre left for this run: %v", err)
-	} else if ok {
+	} else if refused {
 		return false, p.out.fail(exitSnapshotFailed, nil, "no hold for %s: the snaphook pre of this run did not hold it (%s): nothing to release", p.what, reason)
 	}
-	e, ok, err := reg.lookup(p.files)
 	switch {
-	case err != nil:
-		return false, p.out.fail(exitSnapshotFailed, nil, "read the registry: %v", err)
 	case ok && e.Owner != p.req.Owner:
 		return false, p.out.fail(exitSnapshotFailed, &e, "%s is held by another run (%s), not by this one: not released (its own snaphook post releases it; see --hold-id)", p.what, e.what())
 	case ok && p.out.snapshot != "" && p.out.snapshot != e.Snapshot:

@@ -198,7 +198,7 @@ func warnNoHooks(cmd, config string, datasets []string, recursive bool, plan *ho
 func remember(job holdJob, reason string, out *splitOut) {
 	reg, err := lockRegistry(filepath.Dir(job.Files.Lock))
 	if err == nil {
-		err = reg.refuse(job.Owner, job.Files, reason)
+		err = reg.refuse(job.Owner, job.Files, job.Snapshot, reason)
 		reg.unlock()
 	}
 	if err != nil {
@@ -276,7 +276,11 @@ func spawnRegistered(reg *registry, job holdJob, out *splitOut) (*exec.Cmd, net.
 		return nil, nil, out.fail(exitSnapshotFailed, nil, "%v", err)
 	}
 	entry := holdEntry{HolderPID: cmd.Process.Pid, Owner: job.Owner, Datasets: job.Datasets, Recursive: job.Recursive, Snapshot: job.Snapshot}
-	if err := reg.add(job.Files, entry); err != nil {
+	err = reg.add(job.Files, entry)
+	if err == nil {
+		err = reg.forgetRefusals(job.Owner, job.Files)
+	}
+	if err != nil {
 		ctrl.Close()
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()

@@ -81,6 +81,32 @@ func TestSplitPostOfRefusedPre(t *testing.T) {
 	if got := readFile(t, trace); got != "pre_snapshot tank/db\npost_snapshot tank/db\n" {
 		t.Errorf("trace %q", got)
 	}
+
+	// With snapshot names, the posts may come in any order.
+	if r, _ := e.pre(t, nil, "-c", cfg, "--fs", "tank/db", "--snapshot", "C"); r.code != 0 {
+		t.Fatalf("pre C: exit code %d\n%s", r.code, r.stderr)
+	}
+	if r, _ := e.pre(t, nil, "-c", cfg, "--fs", "tank/db", "--snapshot", "D"); r.code != exitSnapshotFailed {
+		t.Fatalf("pre D: exit code %d\n%s", r.code, r.stderr)
+	}
+	if p := e.post(t, nil, "--fs", "tank/db", "--snapshot", "C"); p.code != 0 {
+		t.Errorf("post C: exit code %d\n%s", p.code, p.stderr)
+	}
+	if p := e.post(t, nil, "--fs", "tank/db", "--snapshot", "D"); p.code != exitSnapshotFailed || !strings.Contains(p.stderr, "did not hold it") {
+		t.Errorf("post D: exit code %d\n%s", p.code, p.stderr)
+	}
+
+	// A refused pre whose post never came does not stand in the way of the
+	// next hold of the run.
+	if r, _ := e.pre(t, nil, "-c", t.TempDir()+"/missing.yml", "--fs", "tank/db"); r.code != exitUsage {
+		t.Fatalf("pre with a missing config: exit code %d\n%s", r.code, r.stderr)
+	}
+	if r, _ := e.pre(t, nil, "-c", cfg, "--fs", "tank/db"); r.code != 0 {
+		t.Fatalf("pre E: exit code %d\n%s", r.code, r.stderr)
+	}
+	if p := e.post(t, nil, "--fs", "tank/db"); p.code != 0 {
+		t.Errorf("post E: exit code %d\n%s", p.code, p.stderr)
+	}
 }
 
 // TestSplitOwnerIsTheRun: a script's shell runs pre and post (as cron
@@ -98,7 +124,8 @@ func TestSplitOwnerIsTheRun(t *testing.T) {
 	}
 
 	// A cron script: pre, snapshot, post from one shell.
-	r := sh(t, binary+" pre -q -c "+cfg+" --fs tank/a && "+binary+" post -q --fs tank/a\n")
+	// post through a wrapper that stays its parent (timeout).
+	r := sh(t, binary+" pre -q -c "+cfg+" --fs tank/a && timeout 60 "+binary+" post -q --fs tank/a\n")
 	if r.code != 0 || r.stdout != "" {
 		t.Fatalf("script: exit code %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
