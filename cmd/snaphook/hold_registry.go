@@ -276,6 +276,7 @@ func (r *registry) dropOldRefusals() {
 // writeFileAtomic writes b to path (mode 0600) through a rename.
 func writeFileAtomic(path string, b []byte) error {
 	tmp := path + ".tmp"
+	_ = os.Remove(tmp) // a leftover would keep its mode
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return err
 	}
