@@ -36,9 +36,24 @@ type Plan struct {
 
 	ran atomic.Bool
 
-	// mu guards Status, Begin, End and Report of every step. It is held for
-	// bookkeeping only, never while a hook runs.
-	mu sync.Mutex
+	// mu guards Status, Begin, End and Report of every step, and postEnv.
+	// It is held for bookkeeping only, never while a hook runs.
+	mu      sync.Mutex
+	postEnv Env // set by SetPostEnv
+}
+
+// SetPostEnv adds env to the environment of the Post edges: every Post edge
+// of a Run in which SetPostEnv returned before the callback ended gets env
+// on top of its hook's extra env and of EnvPreResult and EnvCallbackResult,
+// so env may override those. A later call replaces env; a call after the
+// callback ended changes nothing. It is meant for a callback that learns
+// late what the Post edges should see: snaphook's holder gives them the
+// environment of the "snaphook post" that ended the hold.
+func (p *Plan) SetPostEnv(env Env) {
+	env = copyEnv(env)
+	p.mu.Lock()
+	p.postEnv = env
+	p.mu.Unlock()
 }
 
 // hooks is the number of hooks of the plan.
@@ -228,22 +243,7 @@ func (p *Plan) Run(ctx context.Context, dryRun bool) {
 	default:
 		p.execCallback(ctx, log, dryRun)
 	}
-	cbResult := resultOf(cb.Status) // only this goroutine writes statuses
-
-	// The env of a Post edge is its hook's with the results added. Hooks
-	// that share one env share these maps too, one per result.
-	postEnvs := map[string]Env{} // by pre result, if p.shared
-	postEnv := func(i int, preResult string) Env {
-		if env, ok := postEnvs[preResult]; ok {
-			return env
-		}
-		env := copyEnv(p.envs[i])
-		env[EnvPreResult], env[EnvCallbackResult] = preResult, cbResult
-		if p.shared {
-			postEnvs[preResult] = env
-		}
-		return env
-	}
+	postEnv := p.postEnvs(resultOf(cb.Status)) // only this goroutine writes statuses
 
 	// Unwind. Cleanup must not depend on the caller's ctx still being alive.
 	postCtx := context.WithoutCancel(ctx)
@@ -263,6 +263,31 @@ func (p *Plan) Run(ctx context.Context, dryRun bool) {
 		default:
 			p.skipPost(ctx, log, post, StepSkippedDueToPreErr)
 		}
+	}
+}
+
+// postEnvs returns the function that makes the env of the Post edge of
+// hook i whose Pre edge ended in preResult: its hook's, with the results and
+// SetPostEnv's env added. Hooks that share one env share these maps too, one
+// per result.
+func (p *Plan) postEnvs(cbResult string) func(i int, preResult string) Env {
+	p.mu.Lock()
+	override := p.postEnv
+	p.mu.Unlock()
+	byResult := map[string]Env{} // if p.shared
+	return func(i int, preResult string) Env {
+		if env, ok := byResult[preResult]; ok {
+			return env
+		}
+		env := copyEnv(p.envs[i])
+		env[EnvPreResult], env[EnvCallbackResult] = preResult, cbResult
+		for k, v := range override {
+			env[k] = v
+		}
+		if p.shared {
+			byResult[preResult] = env
+		}
+		return env
 	}
 }
 

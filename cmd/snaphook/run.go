@@ -112,6 +112,7 @@ func (o *runOptions) run(argv []string, s streams) int {
 	if err != nil {
 		return usageError(s, "run", err.Error())
 	}
+	warnNoHooks("run", o.common.config, job.datasets, job.scope.Recursive, plan, s)
 	target := snapshotTarget(job.datasets, job.scope.Recursive, job.name)
 	out := o.startOutput(s, target, plan)
 	log := slog.New(hooks.NewLogfmtHandler(out.log, &slog.HandlerOptions{Level: job.level}))
