@@ -26,13 +26,6 @@ const (
 	ioctlFITHAW   = 0xC0045878
 )
 
-// errThawedByDeadline is wrapped by the error of a release that found the
-// filesystems thawed by the max_freeze deadline.
-var errThawedByDeadline = errors.New("thawed by the deadline")
-
-// errFreezeNeedsRoot is the error of a freeze without the privilege.
-var errFreezeNeedsRoot = errors.New("fsfreeze needs root (CAP_SYS_ADMIN)")
-
 // frozenFS is a set of frozen filesystems: a resource of the held-hook
 // engine, released by release. Until release, they are thawed (in reverse
 // order) at the deadline by a timer in this process and by the thaw

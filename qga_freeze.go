@@ -1,0 +1,104 @@
+package hooks
+
+// A guest frozen through its agent, held until release or the deadline.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// qgaThawTimeout bounds a thaw that no caller's context bounds: the one at
+// the deadline, and the one after a freeze that failed.
+const qgaThawTimeout = 30 * time.Second
+
+// frozenGuest is a guest whose filesystems its agent froze: a resource of
+// the held-hook engine, released by release. Until release, a timer in this
+// process thaws the guest at maxFreeze.
+type frozenGuest struct {
+	socket    string
+	frozen    int // how many filesystems the agent froze
+	maxFreeze time.Duration
+	timer     *time.Timer
+
+	// mu guards the fields below; the timer's thaw and release hold it while
+	// they talk to the agent, so they never do at once.
+	mu       sync.Mutex
+	thawed   int  // how many the agent thawed
+	deadline bool // the timer thawed
+	err      error
+	released bool
+	relErr   error
+}
+
+// freezeGuest freezes the guest's filesystems through the agent at socket
+// (all of them if mountpoints is empty) and arms the deadline. ctx bounds
+// the freeze. If the freeze fails for another reason than an agent that is
+// not running, it sends a thaw as well (a freeze that timed out may have
+// frozen the guest after all) and returns both errors.
+func freezeGuest(ctx context.Context, socket string, mountpoints []string, maxFreeze time.Duration) (*frozenGuest, error) {
+	if maxFreeze <= 0 {
+		return nil, fmt.Errorf("qemu-guest-agent %s: max_freeze %s is not positive", socket, maxFreeze)
+	}
+	start := time.Now()
+	n, err := qgaFreeze(ctx, socket, mountpoints)
+	if err != nil {
+		if errors.Is(err, errQGANotRunning) {
+			return nil, err
+		}
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), qgaThawTimeout)
+		defer cancel()
+		if _, terr := qgaThaw(tctx, socket); terr != nil {
+			err = errors.Join(err, fmt.Errorf("thaw after the failed freeze: %w", terr))
+		}
+		return nil, err
+	}
+	g := &frozenGuest{socket: socket, frozen: n, maxFreeze: maxFreeze}
+	g.timer = time.AfterFunc(time.Until(start.Add(maxFreeze)), g.thawByDeadline)
+	return g, nil
+}
+
+// thawByDeadline is the timer's thaw at maxFreeze.
+func (g *frozenGuest) thawByDeadline() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.deadline || (g.released && g.relErr == nil) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), qgaThawTimeout)
+	defer cancel()
+	g.thawed, g.err = qgaThaw(ctx, g.socket)
+	g.deadline = true
+}
+
+// release thaws the guest (connecting anew) unless the deadline did, and
+// returns an error that wraps errThawedByDeadline if it did. ctx bounds the
+// thaw. If the thaw fails, the deadline's thaw stays armed and tries again. release may be called more than once; later calls return the first
+// one's error.
+func (g *frozenGuest) release(ctx context.Context) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.released {
+		return g.relErr
+	}
+	g.released = true
+	if g.deadline {
+		g.relErr = errors.Join(fmt.Errorf("qemu-guest-agent %s: %w after %s: the snapshot may not be consistent",
+			g.socket, errThawedByDeadline, g.maxFreeze), g.err)
+		return g.relErr
+	}
+	g.thawed, g.relErr = qgaThaw(ctx, g.socket)
+	if g.relErr == nil {
+		g.timer.Stop()
+	} // else the deadline's thaw stays armed: it tries once more
+	return g.relErr
+}
+
+// counts returns how many filesystems the agent froze and thawed.
+func (g *frozenGuest) counts() (frozen, thawed int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.frozen, g.thawed
+}
