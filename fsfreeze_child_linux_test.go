@@ -28,7 +28,11 @@ import (
 //   - freeze: freezeFilesystems, print "frozen WATCHDOG-PID", block on stdin;
 //   - hang: start the watchdog and freeze with no timer in this process (a
 //     holder that hangs), print "frozen WATCHDOG-PID", block on stdin;
-//   - check: print the error of checkFsfreeze, or "ok".
+//   - check: print the error of checkFsfreeze, or "ok";
+//   - qga-freeze: RunWatchdog, then freezeGuest through the agent at
+//     SNAPHOOKS_FREEZE_SOCKET, print "frozen WATCHDOG-PID", block on stdin;
+//   - qga-hang: RunWatchdog, start the watchdog and freeze through the agent
+//     with no timer in this process, print "frozen WATCHDOG-PID", block.
 func TestFsfreezeHelperProcess(t *testing.T) {
 	mode := os.Getenv("SNAPHOOKS_FREEZE_CHILD")
 	if mode == "" {
@@ -57,6 +61,24 @@ func TestFsfreezeHelperProcess(t *testing.T) {
 			}
 		}
 		fmt.Println("frozen", wd.pid())
+	case "qga-freeze", "qga-hang":
+		RunWatchdog() // opts in: the watchdog is a copy of this binary (see init in qga_linux_test.go)
+		sock := os.Getenv("SNAPHOOKS_FREEZE_SOCKET")
+		var wd *thawWatchdog
+		var err error
+		if mode == "qga-freeze" {
+			var g *frozenGuest
+			if g, err = freezeGuest(context.Background(), sock, mounts, maxFreeze); err == nil {
+				wd = g.watchdog
+			}
+		} else if wd, err = startQGAWatchdog(sock, maxFreeze); err == nil {
+			_, err = qgaFreeze(context.Background(), sock, mounts)
+		}
+		if err != nil || wd == nil {
+			fmt.Println("error:", err, "watchdog", wd)
+			os.Exit(1)
+		}
+		fmt.Println("frozen", wd.pid())
 	case "check":
 		if _, err := checkFsfreeze(mounts, nil); err != nil {
 			fmt.Println(err)
@@ -80,9 +102,15 @@ type freezeChild struct {
 // it.
 func startFreezeChild(t *testing.T, exe, mode string, mounts []string, maxFreeze time.Duration, wrap ...string) (*freezeChild, string) {
 	t.Helper()
+	return startFreezeChildEnv(t, exe, mode, mounts, maxFreeze, nil, wrap...)
+}
+
+// startFreezeChildEnv is startFreezeChild with more environment.
+func startFreezeChildEnv(t *testing.T, exe, mode string, mounts []string, maxFreeze time.Duration, env []string, wrap ...string) (*freezeChild, string) {
+	t.Helper()
 	args := append(wrap, exe, "-test.run=^TestFsfreezeHelperProcess$")
 	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Env = append(os.Environ(), "SNAPHOOKS_FREEZE_CHILD="+mode,
+	cmd.Env = append(append(os.Environ(), env...), "SNAPHOOKS_FREEZE_CHILD="+mode,
 		"SNAPHOOKS_FREEZE_MOUNTS="+strings.Join(mounts, "\n"), "SNAPHOOKS_FREEZE_MAX="+maxFreeze.String())
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

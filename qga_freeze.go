@@ -1,6 +1,15 @@
 package hooks
 
 // A guest frozen through its agent, held until release or the deadline.
+//
+// The deadline is kept by a timer in this process and, if the program called
+// RunWatchdog, by a watchdog process (a copy of the program) that also thaws
+// at once if this process dies. Unlike fsfreeze's watchdog, it cannot be a
+// /bin/sh script: a shell cannot speak to a unix socket, and socat, nc -U or
+// python3 are not on every host; a library cannot re-execute the program
+// that embeds it unless the program answers the call, hence the opt-in.
+// The guest's filesystems are not the host's, so the watchdog's executable
+// may live anywhere.
 
 import (
 	"context"
@@ -26,8 +35,9 @@ type frozenGuest struct {
 	// mu guards the fields below; the timer's thaw and release hold it while
 	// they talk to the agent, so they never do at once.
 	mu       sync.Mutex
-	thawed   int  // how many the agent thawed
-	deadline bool // the timer thawed
+	watchdog *thawWatchdog // nil without RunWatchdog, or once stopped
+	thawed   int           // how many the agent thawed
+	deadline bool          // the timer thawed
 	err      error
 	released bool
 	relErr   error
@@ -35,7 +45,8 @@ type frozenGuest struct {
 
 // freezeGuest freezes the guest's filesystems through the agent at socket
 // (all of them if mountpoints is empty) and arms the deadline. ctx bounds
-// the freeze. If the freeze fails for another reason than an agent that is
+// the freeze. It starts the watchdog process first if the program called
+// RunWatchdog. If the freeze fails for another reason than an agent that is
 // not running, it sends a thaw as well (a freeze that timed out may have
 // frozen the guest after all) and returns both errors.
 func freezeGuest(ctx context.Context, socket string, mountpoints []string, maxFreeze time.Duration) (*frozenGuest, error) {
@@ -43,19 +54,25 @@ func freezeGuest(ctx context.Context, socket string, mountpoints []string, maxFr
 		return nil, fmt.Errorf("qemu-guest-agent %s: max_freeze %s is not positive", socket, maxFreeze)
 	}
 	start := time.Now()
-	n, err := qgaFreeze(ctx, socket, mountpoints)
+	wd, err := startQGAWatchdog(socket, maxFreeze)
 	if err != nil {
-		if errors.Is(err, errQGANotRunning) {
-			return nil, err
-		}
+		return nil, fmt.Errorf("qemu-guest-agent %s: %w", socket, err)
+	}
+	if wd != nil {
+		start = wd.started
+	}
+	g := &frozenGuest{socket: socket, maxFreeze: maxFreeze, watchdog: wd}
+	g.frozen, err = qgaFreeze(ctx, socket, mountpoints)
+	if err != nil {
 		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), qgaThawTimeout)
 		defer cancel()
-		if _, terr := qgaThaw(tctx, socket); terr != nil {
-			err = errors.Join(err, fmt.Errorf("thaw after the failed freeze: %w", terr))
+		if !errors.Is(err, errQGANotRunning) {
+			if _, terr := qgaThaw(tctx, socket); terr != nil {
+				err = errors.Join(err, fmt.Errorf("thaw after the failed freeze: %w", terr))
+			}
 		}
-		return nil, err
+		return nil, errors.Join(err, g.stopWatchdog(tctx))
 	}
-	g := &frozenGuest{socket: socket, frozen: n, maxFreeze: maxFreeze}
 	g.timer = time.AfterFunc(time.Until(start.Add(maxFreeze)), g.thawByDeadline)
 	return g, nil
 }
@@ -71,12 +88,25 @@ func (g *frozenGuest) thawByDeadline() {
 	defer cancel()
 	g.thawed, g.err = qgaThaw(ctx, g.socket)
 	g.deadline = true
+	g.err = errors.Join(g.err, g.stopWatchdog(ctx))
+}
+
+// stopWatchdog stops the watchdog process, if any and not stopped yet.
+func (g *frozenGuest) stopWatchdog(ctx context.Context) error {
+	if g.watchdog == nil {
+		return nil
+	}
+	wd := g.watchdog
+	g.watchdog = nil
+	return wd.stop(ctx)
 }
 
 // release thaws the guest (connecting anew) unless the deadline did, and
 // returns an error that wraps errThawedByDeadline if it did. ctx bounds the
-// thaw. If the thaw fails, the deadline's thaw stays armed and tries again. release may be called more than once; later calls return the first
-// one's error.
+// thaw. It then stops the watchdog process and waits for it. If the thaw
+// fails, the deadline's thaw and the watchdog stay armed and try again.
+// release may be called more than once; later calls return the first one's
+// error.
 func (g *frozenGuest) release(ctx context.Context) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -92,7 +122,8 @@ func (g *frozenGuest) release(ctx context.Context) error {
 	g.thawed, g.relErr = qgaThaw(ctx, g.socket)
 	if g.relErr == nil {
 		g.timer.Stop()
-	} // else the deadline's thaw stays armed: it tries once more
+		g.relErr = g.stopWatchdog(ctx)
+	} // else the deadline's thaw and the watchdog stay armed: they try once more
 	return g.relErr
 }
 

@@ -16,6 +16,15 @@ import (
 	"time"
 )
 
+// init lets the test binary answer RunWatchdog's re-execution: a copy of it
+// started as a qemu-guest-agent watchdog runs the watchdog and exits before
+// any test.
+func init() {
+	if os.Getenv(watchdogEnv) != "" {
+		RunWatchdog()
+	}
+}
+
 // qgaAllowed are the only commands the test agents answer. Above all,
 // guest-fsfreeze-freeze (without a list) is blocked: on this host it would
 // freeze every filesystem, / included, and stall the machine.
@@ -100,14 +109,30 @@ func requireFreezeAllDisabled(t *testing.T, sock string) {
 }
 
 func TestQGAFreezeListAndThaw(t *testing.T) {
+	t.Run("timer_only", func(t *testing.T) { testQGAFreezeListAndThaw(t, false) })
+	t.Run("with_the_watchdog_process", func(t *testing.T) { testQGAFreezeListAndThaw(t, true) })
+}
+
+func testQGAFreezeListAndThaw(t *testing.T, watchdog bool) {
 	mnt := loopMount(t, "ext4")
 	sock := startQGA(t)
 	ctx := context.Background()
+	if watchdog {
+		watchdogServed.Store(true) // as RunWatchdog does
+		t.Cleanup(func() { watchdogServed.Store(false) })
+	}
 	g, err := freezeGuest(ctx, sock, []string{mnt}, 10*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer g.release(ctx)
+	if (g.watchdog != nil) != watchdog {
+		t.Fatalf("watchdog process %v, want %v", g.watchdog != nil, watchdog)
+	}
+	var wdPIDs []int
+	if watchdog {
+		wdPIDs = append([]int{g.watchdog.pid()}, descendants(g.watchdog.pid())...)
+	}
 	if frozen, _ := g.counts(); frozen != 1 {
 		t.Fatalf("frozen %d filesystems, want 1", frozen)
 	}
@@ -124,6 +149,37 @@ func TestQGAFreezeListAndThaw(t *testing.T) {
 	awaitWritten(t, w, w.Args[len(w.Args)-1], time.Minute)
 	if s, err := qgaStatus(ctx, sock); s != "thawed" || err != nil {
 		t.Fatalf("status after the thaw: %q, %v", s, err)
+	}
+	awaitGone(t, "the watchdog", wdPIDs...)
+}
+
+func TestQGAWatchdogThawsWhenTheHolderDies(t *testing.T) {
+	mnt := loopMount(t, "ext4")
+	sock := startQGA(t)
+	const maxFreeze = 30 * time.Minute // far beyond the wait below: only the holder's death can thaw
+	child, _ := startFreezeChildEnv(t, os.Args[0], "qga-freeze", []string{mnt}, maxFreeze, []string{"SNAPHOOKS_FREEZE_SOCKET=" + sock})
+	w := requireFrozen(t, mnt)
+	start := time.Now()
+	if err := child.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	awaitWritten(t, w, w.Args[len(w.Args)-1], 5*time.Minute)
+	t.Logf("thawed %s after the SIGKILL", time.Since(start))
+	awaitGone(t, "the watchdog", child.watchdog)
+	if s, err := qgaStatus(context.Background(), sock); s != "thawed" || err != nil {
+		t.Fatalf("status after the watchdog's thaw: %q, %v", s, err)
+	}
+}
+
+func TestQGAWatchdogThawsWhenTheHolderHangs(t *testing.T) {
+	mnt := loopMount(t, "ext4")
+	sock := startQGA(t)
+	child, _ := startFreezeChildEnv(t, os.Args[0], "qga-hang", []string{mnt}, 2*time.Second, []string{"SNAPHOOKS_FREEZE_SOCKET=" + sock})
+	w := startWriter(t, filepath.Join(mnt, "f"))
+	awaitWritten(t, w, filepath.Join(mnt, "f"), 5*time.Minute)
+	awaitGone(t, "the watchdog", child.watchdog)
+	if err := child.cmd.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatalf("the hung holder is gone (%v): the test proved nothing", err)
 	}
 }
 

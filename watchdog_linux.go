@@ -2,7 +2,7 @@
 
 package hooks
 
-// The thaw watchdog: a process that is not the one that froze, so that a
+// The thaw watchdog of fsfreeze: a process that is not the one that froze, so that a
 // filesystem is thawed even if the freezing process is SIGKILLed, runs out of
 // memory, crashes or hangs.
 //
@@ -29,20 +29,14 @@ package hooks
 // nothing, so a thaw by both sides is harmless. The watchdog ignores SIGINT,
 // SIGHUP and SIGTERM and runs in its own process group: a Ctrl-C or a
 // "systemctl stop" that kills the freezing process leaves the watchdog to
-// thaw. Its output goes to /dev/null: a pipe to a dead parent would kill it
-// with SIGPIPE before it thawed.
+// thaw. Its output goes to /dev/null once it reported ready: a pipe to a
+// dead parent would kill it with SIGPIPE before it thawed.
 
 import (
-	"bufio"
-	"context"
-	"errors"
 	"fmt"
-	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"time"
 )
 
@@ -75,13 +69,6 @@ func lookPathAbs(name string) (string, error) {
 	return filepath.EvalSymlinks(p)
 }
 
-// thawWatchdog is a running watchdog process.
-type thawWatchdog struct {
-	cmd     *exec.Cmd
-	tell    *os.File  // write end of the watchdog's stdin
-	started time.Time // before the process started: its deadline is no earlier than started+maxFreeze
-}
-
 // startThawWatchdog starts a watchdog that thaws mounts (in reverse order) at
 // maxFreeze from now unless told otherwise, and returns once it is running
 // its script.
@@ -99,61 +86,7 @@ func startThawWatchdog(mounts []string, maxFreeze time.Duration) (*thawWatchdog,
 	for i := len(mounts) - 1; i >= 0; i-- {
 		args = append(args, mounts[i])
 	}
-	stdinR, stdinW, err := os.Pipe()
-	if err != nil {
-		return nil, fmt.Errorf("start the thaw watchdog: %w", err)
-	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		stdinR.Close()
-		stdinW.Close()
-		return nil, fmt.Errorf("start the thaw watchdog: %w", err)
-	}
-	defer outR.Close()
 	cmd := exec.Command(tools[0], args...)
-	cmd.Stdin, cmd.Stdout, cmd.Dir, cmd.Env = stdinR, outW, "/", []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	w := &thawWatchdog{cmd: cmd, tell: stdinW, started: time.Now()}
-	err = cmd.Start()
-	stdinR.Close()
-	outW.Close()
-	if err != nil {
-		stdinW.Close()
-		return nil, fmt.Errorf("start the thaw watchdog: %w", err)
-	}
-	// "ready" comes before the script reads its stdin; without it the
-	// watchdog is not running, and nothing may be frozen.
-	outR.SetReadDeadline(time.Now().Add(30 * time.Second))
-	line, err := bufio.NewReader(outR).ReadString('\n')
-	if line != "ready\n" {
-		w.stop(context.Background())
-		return nil, fmt.Errorf("start the thaw watchdog: it did not report ready: %q, %v", line, err)
-	}
-	return w, nil
-}
-
-// pid is the watchdog's process id.
-func (w *thawWatchdog) pid() int { return w.cmd.Process.Pid }
-
-// stop tells the watchdog that the filesystems are thawed and waits for it
-// to exit. If ctx ends first, it kills the watchdog. It is called once.
-func (w *thawWatchdog) stop(ctx context.Context) error {
-	_, werr := io.WriteString(w.tell, "done\n")
-	w.tell.Close()
-	exited := make(chan error, 1)
-	go func() { exited <- w.cmd.Wait() }()
-	select {
-	case err := <-exited:
-		if werr != nil && !errors.Is(werr, syscall.EPIPE) {
-			return fmt.Errorf("stop the thaw watchdog: %w", werr)
-		}
-		if err != nil {
-			return fmt.Errorf("thaw watchdog: %w", err)
-		}
-		return nil
-	case <-ctx.Done():
-		syscall.Kill(-w.cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-		return fmt.Errorf("stop the thaw watchdog: %w", ctx.Err())
-	}
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	return startWatchdogProcess(cmd)
 }
