@@ -27,7 +27,9 @@ import (
 // tests below, and returns at once without SNAPHOOKS_FREEZE_CHILD. Modes:
 //   - freeze: freezeFilesystems, print "frozen WATCHDOG-PID", block on stdin;
 //   - hang: start the watchdog and freeze with no timer in this process (a
-//     holder that hangs), print "frozen WATCHDOG-PID", block on stdin;
+//     holder that hangs; only the first SNAPHOOKS_FREEZE_COUNT mounts if
+//     set: a holder stopped between two freezes), print "frozen
+//     WATCHDOG-PID", block on stdin;
 //   - check: print the error of checkFsfreeze, or "ok";
 //   - qga-freeze: RunWatchdog, then freezeGuest through the agent at
 //     SNAPHOOKS_FREEZE_SOCKET, print "frozen WATCHDOG-PID", block on stdin;
@@ -54,7 +56,11 @@ func TestFsfreezeHelperProcess(t *testing.T) {
 			fmt.Println("error:", err)
 			os.Exit(1)
 		}
-		for _, m := range mounts {
+		n := len(mounts)
+		if c := os.Getenv("SNAPHOOKS_FREEZE_COUNT"); c != "" {
+			n, _ = strconv.Atoi(c)
+		}
+		for _, m := range mounts[:n] {
 			if err := onMount(m, func(fd int) error { return unix.IoctlSetInt(fd, ioctlFIFREEZE, 0) }); err != nil {
 				fmt.Println("error:", err)
 				os.Exit(1)
@@ -162,6 +168,30 @@ func TestFsfreezeKill9OfTheHolderThawsAtOnce(t *testing.T) {
 	}
 	t.Logf("thawed %s after the SIGKILL; watchdog processes %v gone", time.Since(start), wdPIDs)
 	awaitGone(t, "the watchdog and its children", wdPIDs...)
+}
+
+// TestFsfreezeKill9AtEveryStep kills the holder after it started the
+// watchdog, between two freezes, and after both: the watchdog thaws what is
+// frozen and exits, leaving nothing frozen.
+func TestFsfreezeKill9AtEveryStep(t *testing.T) {
+	requireFreezeTools(t, "mkfs.ext4")
+	for n, step := range []string{"watchdog_started_nothing_frozen", "first_of_two_frozen", "both_frozen"} {
+		t.Run(step, func(t *testing.T) {
+			mounts := []string{loopMount(t, "ext4"), loopMount(t, "ext4")}
+			child, _ := startFreezeChildEnv(t, os.Args[0], "hang", mounts, 30*time.Minute,
+				[]string{"SNAPHOOKS_FREEZE_COUNT=" + strconv.Itoa(n)})
+			wdPIDs := append([]int{child.watchdog}, descendants(child.watchdog)...)
+			if err := child.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			awaitGone(t, "the watchdog and its children", wdPIDs...) // it thaws before it exits
+			for _, m := range mounts {
+				if was, err := thawMount(m); was || err != nil {
+					t.Errorf("%s after the watchdog exited: frozen %v, %v", m, was, err)
+				}
+			}
+		})
+	}
 }
 
 func TestFsfreezeWatchdogThawsWhenTheHolderHangs(t *testing.T) {

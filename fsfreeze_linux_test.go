@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // requireFreezeTools skips the test unless it runs as root, and fails it if
@@ -169,10 +171,12 @@ func TestFsfreezeWritersBlockUntilRelease(t *testing.T) {
 			for _, fs := range fstypes {
 				mounts = append(mounts, loopMount(t, fs))
 			}
+			begin := time.Now()
 			f, err := freezeFilesystems(context.Background(), mounts, 10*time.Minute, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
+			t.Logf("syncfs, watchdog start and freeze in %s", time.Since(begin))
 			wdPIDs := append([]int{f.watchdog.pid()}, descendants(f.watchdog.pid())...)
 			var writers []*exec.Cmd
 			for _, m := range mounts {
@@ -228,5 +232,26 @@ func TestFsfreezeFailedFreezeThawsTheEarlierOnes(t *testing.T) {
 	}
 	if was, err := thawMount(first); was || err != nil {
 		t.Fatalf("%s after the failed freeze: frozen %v, %v", first, was, err)
+	}
+}
+
+func TestFsfreezeWatchdogHandOverThawsAtOnce(t *testing.T) {
+	requireFreezeTools(t, "mkfs.ext4")
+	mnt := loopMount(t, "ext4")
+	wd, err := startThawWatchdog([]string{mnt}, 30*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids := append([]int{wd.pid()}, descendants(wd.pid())...)
+	if err := onMount(mnt, func(fd int) error { return unix.IoctlSetInt(fd, ioctlFIFREEZE, 0) }); err != nil {
+		wd.stop(context.Background())
+		t.Fatal(err)
+	}
+	if err := wd.handOver(context.Background()); err != nil {
+		t.Fatalf("hand over: %v", err)
+	}
+	awaitGone(t, "the watchdog and its children", pids...)
+	if was, err := thawMount(mnt); was || err != nil {
+		t.Fatalf("%s after the hand-over: frozen %v, %v", mnt, was, err)
 	}
 }

@@ -66,10 +66,10 @@ func qgaCall(ctx context.Context, socket, command string, args any, ret any) (er
 		err = qgaCommand(conn, r, command, args, ret)
 	}
 	if ctx.Err() != nil {
-		return fmt.Errorf("no answer: %w", ctx.Err())
+		return fmt.Errorf("no answer (is qemu-guest-agent running in the guest?): %w", ctx.Err())
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return fmt.Errorf("no answer: %w", context.DeadlineExceeded)
+		return fmt.Errorf("no answer (is qemu-guest-agent running in the guest?): %w", context.DeadlineExceeded)
 	}
 	return err
 }

@@ -48,7 +48,8 @@ type frozenGuest struct {
 // the freeze. It starts the watchdog process first if the program called
 // RunWatchdog. If the freeze fails for another reason than an agent that is
 // not running, it sends a thaw as well (a freeze that timed out may have
-// frozen the guest after all) and returns both errors.
+// frozen the guest after all) and returns both errors; if that thaw fails
+// too, the watchdog process, if any, tries once more before it returns.
 func freezeGuest(ctx context.Context, socket string, mountpoints []string, maxFreeze time.Duration) (*frozenGuest, error) {
 	if maxFreeze <= 0 {
 		return nil, fmt.Errorf("qemu-guest-agent %s: max_freeze %s is not positive", socket, maxFreeze)
@@ -69,6 +70,9 @@ func freezeGuest(ctx context.Context, socket string, mountpoints []string, maxFr
 		if !errors.Is(err, errQGANotRunning) {
 			if _, terr := qgaThaw(tctx, socket); terr != nil {
 				err = errors.Join(err, fmt.Errorf("thaw after the failed freeze: %w", terr))
+				if wd != nil { // it tries once more, and we wait for it
+					return nil, errors.Join(err, wd.handOver(tctx))
+				}
 			}
 		}
 		return nil, errors.Join(err, g.stopWatchdog(tctx))

@@ -69,9 +69,24 @@ func startWatchdogProcess(cmd *exec.Cmd) (*thawWatchdog, error) {
 func (w *thawWatchdog) pid() int { return w.cmd.Process.Pid }
 
 // stop tells the watchdog that the filesystems are thawed and waits for it
-// to exit. If ctx ends first, it kills the watchdog. It is called once.
+// to exit. If ctx ends first, it kills the watchdog. It is called once, or
+// handOver is.
 func (w *thawWatchdog) stop(ctx context.Context) error {
 	_, werr := io.WriteString(w.tell, "done\n")
+	return w.wait(ctx, werr)
+}
+
+// handOver closes the watchdog's stdin without "done", so that it thaws now
+// as if this process had died, and waits for it to exit: the last resort
+// when this process failed to thaw. If ctx ends first, it kills the
+// watchdog.
+func (w *thawWatchdog) handOver(ctx context.Context) error {
+	return w.wait(ctx, nil)
+}
+
+// wait closes the watchdog's stdin and waits for it to exit; werr is the
+// error of what was written before, if any.
+func (w *thawWatchdog) wait(ctx context.Context, werr error) error {
 	w.tell.Close()
 	exited := make(chan error, 1)
 	go func() { exited <- w.cmd.Wait() }()
