@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -155,9 +154,6 @@ func errText(err error) string {
 	return err.Error()
 }
 
-// hookTypes lists the known types for error messages.
-var hookTypes = fmt.Sprintf("%q, %q, %q or %q", TypeCommand, TypePostgresCheckpoint, TypeMySQLLockTables, TypeMariaDBBackupStage)
-
 // Validate checks c as HookFromConfig needs it, whether c was built in Go or
 // parsed: the type is known; a command hook has an absolute Path and no DSN;
 // a database hook has a DSN that its driver can parse (pgx.ParseConfig,
@@ -174,80 +170,6 @@ func (c HookConfig) Validate() error {
 		return &ConfigError{Field: ps[0].field, Err: ps[0].err}
 	}
 	return nil
-}
-
-// problem is one finding of HookConfig.problems.
-type problem struct {
-	field   string // YAML key
-	pattern string // for field "filesystems": the pattern at fault, if any
-	err     error
-}
-
-// problems returns everything that is wrong with c, in field order; for
-// Filesystems, the patterns in sorted order.
-func (c HookConfig) problems() []problem {
-	var ps []problem
-	add := func(field, format string, args ...any) {
-		ps = append(ps, problem{field: field, err: fmt.Errorf(format, args...)})
-	}
-
-	switch c.Type {
-	case TypeCommand, TypePostgresCheckpoint, TypeMySQLLockTables, TypeMariaDBBackupStage:
-	case "":
-		add("type", "missing (want %s)", hookTypes)
-	default:
-		add("type", "unknown hook type %q (want %s)", c.Type, hookTypes)
-	}
-	isDB := c.Type == TypePostgresCheckpoint || c.Type == TypeMySQLLockTables || c.Type == TypeMariaDBBackupStage
-
-	switch {
-	case c.Timeout < 0:
-		add("timeout", "%v is negative", c.Timeout)
-	case c.Timeout > MaxHookTimeout:
-		add("timeout", "%v is longer than the maximum of %v", c.Timeout, MaxHookTimeout)
-	}
-
-	if isDB && len(c.Filesystems) == 0 {
-		add("filesystems", "required for a %s hook: list the datasets whose snapshots need the database quiesced", c.Type)
-	}
-	for _, pattern := range sortedPatterns(c.Filesystems) {
-		if _, _, err := parseFilterPattern(pattern); err != nil {
-			ps = append(ps, problem{field: "filesystems", pattern: pattern, err: err})
-		}
-	}
-
-	switch {
-	case c.Type == TypeCommand:
-		switch {
-		case c.Path == "":
-			add("path", "required for a command hook")
-		case strings.IndexByte(c.Path, 0) >= 0:
-			add("path", "contains a NUL byte")
-		case !filepath.IsAbs(c.Path):
-			add("path", "%q is not absolute", c.Path)
-		}
-		if c.DSN != "" {
-			add("dsn", "not allowed for a command hook")
-		}
-	case isDB:
-		if c.Path != "" {
-			add("path", "not allowed for a %s hook", c.Type)
-		}
-		if c.DSN == "" {
-			add("dsn", "required for a %s hook", c.Type)
-		} else if _, err := dsnTarget(c.Type, c.DSN); err != nil {
-			ps = append(ps, problem{field: "dsn", err: err})
-		}
-	}
-
-	switch {
-	case c.SkipExitCode == 0:
-	case c.SkipExitCode < 1 || c.SkipExitCode > 255:
-		add("skip_exit_code", "%d is not an exit status from 1 to 255", c.SkipExitCode)
-	case c.Type != TypeCommand && c.Type != "":
-		add("skip_exit_code", "not allowed for a %s hook (only for command hooks)", c.Type)
-	}
-	return ps
 }
 
 // WithDefaults returns c with the defaults applied: a zero Timeout becomes

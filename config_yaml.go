@@ -6,16 +6,33 @@ import (
 	"fmt"
 	"io"
 	"regexp"
-	"sort"
 	"strconv"
-	"time"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
 
-// hookKeys are the keys of a hook mapping, for error messages.
-const hookKeys = "type, path, dsn, timeout, err_is_fatal, filesystems, post_on_pre_error, skip_exit_code"
+// MaxHookListSize is the largest hook list, in bytes, that ParseHookList and
+// ReadHookList accept: 1 MiB. A real hook list is a few KiB (a hook is a few
+// lines), so the bound leaves room for thousands of hooks, while a wrong
+// file (-c /dev/zero, a log, an image) fails at once with a clear error
+// rather than after the parser has taken many times its size in memory.
+const MaxHookListSize = 1 << 20
+
+// errHookListTooLarge is the error of a hook list over MaxHookListSize.
+var errHookListTooLarge = fmt.Errorf("hook list is larger than %d MiB, the most a hook list may be", MaxHookListSize>>20)
+
+// ReadHookList reads a hook list from r and parses it with ParseHookList. It
+// reads at most MaxHookListSize+1 bytes: a longer input, even an endless
+// one, fails as soon as the bound is passed, with the error of ParseHookList
+// for a hook list over MaxHookListSize. An error of r is returned wrapped.
+func ReadHookList(r io.Reader) (HookList, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxHookListSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read hook list: %w", err)
+	}
+	return ParseHookList(data)
+}
 
 // ParseHookList parses a hook list written in YAML (or JSON, which is YAML):
 // either a list of hooks, or a mapping whose only key "hooks" holds that list
@@ -48,7 +65,14 @@ const hookKeys = "type, path, dsn, timeout, err_is_fatal, filesystems, post_on_p
 //
 // A YAML syntax error ends parsing, and so do aliases; each comes back as a
 // *ConfigError with its line. Errors never contain a DSN or a part of one.
+//
+// Data longer than MaxHookListSize is not parsed: the error is a
+// *ConfigError about the document as a whole, "line 1: hook list is larger
+// than 1 MiB, the most a hook list may be".
 func ParseHookList(data []byte) (HookList, error) {
+	if len(data) > MaxHookListSize {
+		return nil, errors.Join(&ConfigError{Line: 1, Err: errHookListTooLarge})
+	}
 	root, cerr := parseDocument(data)
 	if cerr != nil {
 		return nil, errors.Join(cerr)
@@ -312,138 +336,4 @@ func hookSequence(root *yaml.Node) (*yaml.Node, []*ConfigError) {
 		errs = append(errs, &ConfigError{Line: hooks.Line, Field: "hooks", Err: fmt.Errorf("must be a list of hooks, not %s", describe(hooks))})
 		return nil, errs
 	}
-}
-
-// parseHook decodes hook number num from node and checks it.
-func parseHook(num int, item *yaml.Node) (HookConfig, []*ConfigError) {
-	var (
-		c           HookConfig
-		errs        []*ConfigError
-		seen        = map[string]int{} // key → line of its first occurrence
-		valueLine   = map[string]int{} // key → line of its value
-		patternLine = map[string]int{} // filesystems pattern → line of its key
-		reported    = map[string]bool{}
-	)
-	fail := func(field string, line int, format string, args ...any) {
-		errs = append(errs, &ConfigError{Hook: num, Field: field, Line: line, Err: fmt.Errorf(format, args...)})
-		reported[field] = true
-	}
-
-	node := item
-	if node.Kind != yaml.MappingNode {
-		fail("", item.Line, "a hook must be a mapping of its settings (%s), not %s", hookKeys, describe(node))
-		return c, errs
-	}
-
-	// str decodes a string field that must not be empty.
-	str := func(key string, v *yaml.Node) string {
-		if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!str" {
-			fail(key, v.Line, "must be a string, not %s", describe(v))
-			return ""
-		}
-		if v.Value == "" {
-			fail(key, v.Line, "must not be empty")
-		}
-		return v.Value
-	}
-	// boolean decodes a boolean field, or the value of a pattern if what
-	// names it. A null is no boolean: a forgotten value must not turn
-	// something off.
-	boolean := func(key, what string, v *yaml.Node) (bool, bool) {
-		var b bool
-		if v.Kind != yaml.ScalarNode || isNull(v) || v.Decode(&b) != nil {
-			fail(key, v.Line, "%smust be true or false, not %s", what, describeValue(v))
-			return false, false
-		}
-		return b, true
-	}
-
-	for i := 0; i+1 < len(node.Content); i += 2 {
-		k, v := node.Content[i], node.Content[i+1]
-		if k.Kind != yaml.ScalarNode {
-			fail("", k.Line, "a key must be a string, not %s", describe(k))
-			continue
-		}
-		key := k.Value
-		if first, dup := seen[key]; dup {
-			fail(key, k.Line, "duplicate key (first on line %d)", first)
-			continue
-		}
-		seen[key] = k.Line
-		valueLine[key] = v.Line
-
-		switch key {
-		case "type":
-			c.Type = str(key, v)
-		case "path":
-			c.Path = str(key, v)
-		case "dsn":
-			c.DSN = str(key, v)
-		case "err_is_fatal":
-			c.ErrIsFatal, _ = boolean(key, "", v)
-		case "post_on_pre_error":
-			c.PostOnPreError, _ = boolean(key, "", v)
-		case "timeout":
-			if v.Kind != yaml.ScalarNode || isNull(v) {
-				fail(key, v.Line, `must be a duration such as "30s", not %s`, describe(v))
-				break
-			}
-			d, err := time.ParseDuration(v.Value)
-			if err != nil {
-				fail(key, v.Line, `%s is not a duration (write it like "30s" or "1m30s")`, strconv.Quote(v.Value))
-				break
-			}
-			c.Timeout = d
-		case "filesystems":
-			if v.Kind != yaml.MappingNode {
-				fail(key, v.Line, "must be a mapping of dataset patterns to true or false, not %s", describe(v))
-				break
-			}
-			c.Filesystems = make(map[string]bool, len(v.Content)/2)
-			for j := 0; j+1 < len(v.Content); j += 2 {
-				pk, pv := v.Content[j], v.Content[j+1]
-				if pk.Kind != yaml.ScalarNode || isNull(pk) {
-					fail(key, pk.Line, "a pattern must be a string, not %s", describe(pk))
-					continue
-				}
-				pattern := pk.Value
-				if first, dup := patternLine[pattern]; dup {
-					fail(key, pk.Line, "duplicate pattern %q (first on line %d)", pattern, first)
-					continue
-				}
-				patternLine[pattern] = pk.Line
-				pass, ok := boolean(key, fmt.Sprintf("pattern %q: ", pattern), pv)
-				if ok {
-					c.Filesystems[pattern] = pass
-				}
-			}
-		case "skip_exit_code":
-			if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!int" || v.Decode(&c.SkipExitCode) != nil {
-				fail(key, v.Line, "must be an exit status from 1 to 255, not %s", describeValue(v))
-				break
-			}
-			if c.SkipExitCode == 0 {
-				fail(key, v.Line, "0 is not an exit status from 1 to 255 (leave the key out for none)")
-			}
-		case "<<":
-			fail(key, k.Line, "YAML merge keys are not supported")
-		default:
-			fail(key, k.Line, "unknown key (want one of %s)", hookKeys)
-		}
-	}
-
-	for _, p := range c.problems() {
-		if p.pattern == "" && reported[p.field] {
-			continue // the value was rejected above; do not complain twice
-		}
-		line := item.Line // a missing field: the start of the hook
-		if p.pattern != "" {
-			line = patternLine[p.pattern]
-		} else if l, ok := valueLine[p.field]; ok {
-			line = l
-		}
-		errs = append(errs, &ConfigError{Hook: num, Field: p.field, Line: line, Err: p.err})
-	}
-	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })
-	return c, errs
 }

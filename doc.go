@@ -18,40 +18,55 @@
 // Its report lists the 2n+1 steps in that order: pre[0..n-1], callback,
 // post[n-1..0]. The Pre and Post edge of a hook share a state map, so the
 // Pre edge can hand a resource (the locked database connection) to the Post
-// edge. Run executes the plan:
+// edge. Run executes the plan, once (later calls return at once):
 //
-//   - Pre edges run in configuration order. A failing Pre edge of a hook
-//     whose ErrIsFatal is false is logged and the plan goes on, but that
-//     hook's Post edge is skipped (StepSkippedDueToPreErr).
-//   - A failing Pre edge of an err_is_fatal hook stops the Pre edges: the
-//     later hooks and the callback are skipped (StepSkippedDueToFatalErr),
-//     and the Post edges of the earlier hooks whose Pre succeeded still run.
-//     zrepl documents this but never runs them; here the stack unwinds.
+//   - Pre edges run in configuration order. Each step is StepExec while it
+//     runs, then StepOk or StepErr.
+//   - A failing Pre edge of a hook whose ErrIsFatal is false is logged and
+//     the plan goes on, but that hook's Post edge is skipped
+//     (StepSkippedDueToPreErr).
+//   - A failing Pre edge of an err_is_fatal hook stops the Pre edges: its own
+//     Post edge, the later hooks and the callback are skipped
+//     (StepSkippedDueToFatalErr), and the Post edges of the earlier hooks
+//     whose Pre succeeded still run, in reverse order. zrepl documents this
+//     but never runs them; here the stack unwinds.
 //   - Cancelling the ctx of Run before or during the Pre edges counts as a
-//     fatal error: the step that could not start is StepErr ("cancelled
-//     before it ran"), so a cancelled plan always reports HadError.
+//     fatal error: the step that could not start because of it (the next Pre
+//     edge, or the callback) is StepErr ("cancelled before it ran: <cause>"),
+//     the rest are StepSkippedDueToFatalErr, and the earlier Post edges still
+//     run. So a cancelled plan always reports HadError.
 //   - A Pre edge that asks to skip the snapshot (a SkipReport, such as a
-//     command hook exiting with its skip_exit_code) ends the Pre edges
-//     without an error: StepSkipRequested, then StepSkippedDueToSkip for
-//     the callback and the later hooks; the earlier Post edges unwind.
+//     command hook exiting with its skip_exit_code) is StepSkipRequested and
+//     ends the Pre edges without an error: StepSkippedDueToSkip for the
+//     callback and the later hooks; the earlier Post edges unwind.
 //   - Otherwise the callback runs; its error does not stop the Post edges.
 //   - Post edges run in reverse order, for the hooks whose Pre edge
-//     succeeded. A Post error never stops another Post edge. Post edges run
-//     with a ctx that the caller's cancellation does not reach, bounded by
-//     each hook's timeout: cleanup happens on shutdown too.
-//   - A panic in a hook or in the callback fails its own step ("panic: ...")
-//     and the plan goes on; so does a nil report, or a hook whose String or
-//     ErrIsFatal panics.
+//     succeeded. A Post error never stops another Post edge, even for an
+//     err_is_fatal hook. Post edges run with a ctx that the caller's
+//     cancellation does not reach (context.WithoutCancel), bounded by each
+//     hook's timeout plus a second, so that the hook's own timeout fires
+//     first: a lock taken before the snapshot is released on shutdown too.
 //   - A hook configured with post_on_pre_error runs its Post edge whenever
-//     its Pre edge ran, even if it failed.
+//     its Pre edge ran, even if it failed, fatally or not (an xfs_freeze
+//     that timed out after freezing). A Pre edge that never ran still skips
+//     its Post edge.
+//   - Whatever a hook does, only its own step fails and the stack unwinds as
+//     for any error: a panic in a hook, in the callback, or in a hook's
+//     String or ErrIsFatal ("panic: ...", the stack trace is logged); a nil
+//     or typed-nil report; a report whose methods panic. NewPlan refuses a
+//     typed-nil hook. A hook that ignores its ctx and never returns still
+//     blocks Run: hooks must honour ctx (the built-in hooks honour their
+//     timeout).
 //
 // Post edges learn what happened from EnvPreResult and EnvCallbackResult.
 //
-// After Run, PlanReport.HadError tells whether any step failed,
-// PlanReport.HadFatalError whether the callback was skipped because of an
-// error (which implies HadError), and PlanReport.HadSkip whether a hook
-// asked to skip it. Plan.Report may
-// be polled from any goroutine while Run works; it never waits for a hook.
+// After Run, PlanReport.HadError tells whether any step is StepErr,
+// PlanReport.HadFatalError whether any step is StepSkippedDueToFatalErr,
+// i.e. the callback was skipped because of an error (which implies
+// HadError), and PlanReport.HadSkip whether a Pre edge asked to skip it.
+// Plan.Report returns a copy and may be polled from any goroutine while Run
+// works: it never waits for a hook and costs O(steps); a running step shows
+// its Begin, so a poller sees how long it has run.
 //
 // # Hook types
 //

@@ -89,6 +89,12 @@ func NewCommandHook(in HookConfig) (*CommandHook, error) {
 	if err := in.Validate(); err != nil {
 		return nil, err
 	}
+	return buildCommandHook(in)
+}
+
+// buildCommandHook returns the command hook of in, which has its defaults
+// applied and is valid (HookFromConfig checked it).
+func buildCommandHook(in HookConfig) (*CommandHook, error) {
 	settings, err := newHookSettings(in)
 	if err != nil {
 		return nil, err
@@ -197,15 +203,9 @@ func (h *CommandHook) exec(ctx context.Context, edge Edge, env Env) ([]byte, err
 	// not only once the pipes are closed, which a process left behind in
 	// the group (a daemon the hook started) would put off until it is
 	// killed below.
-	outR, outW, err := os.Pipe()
+	outR, outW, errR, errW, err := outputPipes()
 	if err != nil {
-		return nil, fmt.Errorf("create output pipe: %w", err)
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		outR.Close()
-		outW.Close()
-		return nil, fmt.Errorf("create output pipe: %w", err)
+		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, h.path, h.args...)
 	cmd.Env = os.Environ()
@@ -260,15 +260,37 @@ func (h *CommandHook) exec(ctx context.Context, edge Edge, env Env) ([]byte, err
 	if stoppedAt.IsZero() {
 		return out.bytes(), waitErr
 	}
-	// The process was signalled: say how it ended, not what os/exec says
-	// for a process that exits 0 after Cancel (the ctx error).
+	return out.bytes(), h.stopped(parent, stoppedAt, deadline, h.signalled(cmd, waitErr))
+}
+
+// signalled returns the error of cmd, which was signalled and returned
+// waitErr from Wait: how it ended, not what os/exec says for a process that
+// exits 0 after Cancel (the ctx error).
+func (h *CommandHook) signalled(cmd *exec.Cmd, waitErr error) error {
 	var exit *exec.ExitError
 	if !errors.As(waitErr, &exit) {
-		waitErr = errors.New(cmd.ProcessState.String())
-	} else if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
-		waitErr = fmt.Errorf("%w (SIGKILL: still running %s after SIGTERM)", waitErr, h.killGrace)
+		return errors.New(cmd.ProcessState.String())
 	}
-	return out.bytes(), h.stopped(parent, stoppedAt, deadline, waitErr)
+	if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+		return fmt.Errorf("%w (SIGKILL: still running %s after SIGTERM)", waitErr, h.killGrace)
+	}
+	return waitErr
+}
+
+// outputPipes returns the pipes for the stdout and stderr of a hook: their
+// read and write ends.
+func outputPipes() (outR, outW, errR, errW *os.File, err error) {
+	outR, outW, err = os.Pipe()
+	if err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("create output pipe: %w", err)
+	}
+	errR, errW, err = os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return nil, nil, nil, nil, fmt.Errorf("create output pipe: %w", err)
+	}
+	return outR, outW, errR, errW, nil
 }
 
 // stopped returns the error of a run that was stopped at time at because

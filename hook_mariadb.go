@@ -74,16 +74,16 @@ var mariadbBackupStageSince = [3]int{10, 4, 1}
 // is up to the callback. A Plan runs the Post edge on every path on which the
 // Pre edge succeeded (a later fatal error, a failed or panicking callback, a
 // cancelled ctx), so the lock is always released; code that runs the edges
-// without a Plan must do the same. The DSN and its handling are those of
+// without a Plan must do the same. EdgeString(Post) names the Post edge
+// "MariaDB BACKUP STAGE END (<target>)". The DSN and its handling are those of
 // MySQLLockTables; no report, error, String or log record contains its
 // password. The session needs the RELOAD privilege, no other.
 //
 // A MariaDBBackupStage is immutable and safe for concurrent use; concurrent
 // plans that share it take their turns on the server, as said above.
 type MariaDBBackupStage struct {
-	hookSettings
+	heldHook
 	config *mysql.Config // parsed once; each Pre edge connects with a clone
-	name   string        // String: "MariaDB BACKUP STAGE (<target>)"
 
 	// afterStage, when set (by tests only), is called after each stage of
 	// the Pre edge succeeded, with its statement.
@@ -98,92 +98,58 @@ func newMariaDBBackupStage(in HookConfig) (*MariaDBBackupStage, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &MariaDBBackupStage{hookSettings: my.hookSettings, config: my.config, name: "MariaDB BACKUP STAGE (" + mysqlTarget(my.config) + ")"}, nil
+	h := &MariaDBBackupStage{config: my.config}
+	h.heldHook = mysqlHeldHook(my.hookSettings, my.config, "MariaDB BACKUP STAGE", "MariaDB "+mariadbBackupEnd, mariadbBackupStages[0], mariadbBackupEnd, h.take)
+	return h, nil
 }
 
 // String returns "MariaDB BACKUP STAGE (<target>)", where the target is
 // named as for MySQLLockTables.String; never the password.
 func (h *MariaDBBackupStage) String() string { return h.name }
 
-// mariadbStateKey is the key of the hook's entry in the state map. Its value
-// is a *mysqlLockState.
-type mariadbStateKey struct{}
-
 // Run enters the backup stages on the Pre edge and ends them on the Post
 // edge; see MariaDBBackupStage. It returns a *MariaDBBackupStageReport.
 func (h *MariaDBBackupStage) Run(ctx context.Context, edge Edge, phase Phase, dryRun bool, extra Env, state map[interface{}]interface{}) HookReport {
-	log := GetLogger(ctx).With(slog.String("hook", h.String()), slog.String("edge", edge.String()))
-	if fs, ok := extra[EnvFS]; ok {
-		log = log.With(slog.String("fs", fs))
-	}
-	switch edge {
-	case Pre:
-		return h.pre(ctx, log, dryRun, extra, state)
-	case Post:
-		return h.post(ctx, log, state)
-	}
-	return &MariaDBBackupStageReport{What: "nothing to do on the " + edge.String() + " edge"}
+	return h.run(ctx, edge, dryRun, extra, state)
 }
 
-func (h *MariaDBBackupStage) pre(parent context.Context, log *slog.Logger, dryRun bool, extra Env, state map[interface{}]interface{}) *MariaDBBackupStageReport {
-	what, err := takeMySQLSession(parent, log, extra, state, mariadbStateKey{}, mariadbBackupStages[0], h.hookSettings, h.config.Passwd,
-		func(ctx context.Context) (*mysqlLockState, string, error) { return h.lock(ctx, log, dryRun) })
-	return &MariaDBBackupStageReport{What: what, Err: err}
-}
-
-// lock connects, checks the server and enters the backup stages (or only
-// checks, in a dry run). what is the statement that ran last or failed, or
-// the note of a dry run. On success in a dry run the state holds no
-// connection. On error, and on a panic, the connection is closed.
-func (h *MariaDBBackupStage) lock(ctx context.Context, log *slog.Logger, dryRun bool) (_ *mysqlLockState, what string, err error) {
-	what = mariadbBackupStages[0]
-	st, err := openMySQLSession(ctx, log, h.config)
+// take connects, checks the server and enters the backup stages (or only
+// checks, in a dry run). It returns the statement that ran last or failed,
+// or the note of a dry run.
+func (h *MariaDBBackupStage) take(ctx context.Context, log *slog.Logger, _ Env, dryRun bool, hold func(heldResource)) (string, error) {
+	what := mariadbBackupStages[0]
+	s, err := openMySQLSession(ctx, log, h.config, mariadbBackupEnd)
 	if err != nil {
-		return nil, what, err
+		return what, err
 	}
-	handedOver := false
-	defer func() {
-		if !handedOver {
-			if cerr := st.end(); cerr != nil && err == nil {
-				err = cerr
-			}
-		}
-	}()
-
+	hold(s)
 	var version string
-	if err := st.conn.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
-		return nil, what, fmt.Errorf("check server version: %w", err)
+	if err := s.conn.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
+		return what, fmt.Errorf("check server version: %w", err)
 	}
 	if err := checkBackupStageVersion(version); err != nil {
-		return nil, what, err
+		return what, err
 	}
 	if dryRun {
 		log.DebugContext(ctx, "dry run: connected to mariadb and checked its version, took no lock", slog.String("version", version))
-		// Closed by the deferred close: Post finds no connection, and knows why.
-		return &mysqlLockState{noLock: "dry run"}, what + " (dry run: connected and checked the server version, took no lock)", nil
+		return what + " (dry run: connected and checked the server version, took no lock)", nil
 	}
-
-	secs, err := mysqlSetLockWaitTimeout(ctx, st.conn)
+	secs, err := s.setLockWaitTimeout(ctx)
 	if err != nil {
-		return nil, what, err
+		return what, err
 	}
 	log.DebugContext(ctx, "entering the backup stages", slog.String("version", version), slog.Int64("lock_wait_timeout_s", secs))
 	for _, stmt := range mariadbBackupStages {
 		what = stmt
-		if _, err := st.conn.ExecContext(ctx, stmt); err != nil {
-			return nil, what, err
+		if _, err := s.conn.ExecContext(ctx, stmt); err != nil {
+			return what, err
 		}
+		s.locked = true
 		if h.afterStage != nil {
 			h.afterStage(stmt)
 		}
 	}
-	handedOver = true
-	return st, what, nil
-}
-
-func (h *MariaDBBackupStage) post(parent context.Context, log *slog.Logger, state map[interface{}]interface{}) *MariaDBBackupStageReport {
-	what, err := releaseMySQLSession(parent, log, state, mariadbStateKey{}, mariadbBackupEnd, h.timeout, h.config.Passwd)
-	return &MariaDBBackupStageReport{What: what, Err: err}
+	return what, nil
 }
 
 // checkBackupStageVersion returns nil if version, the result of SELECT
@@ -233,35 +199,4 @@ func parseVersionPrefix(v string) (out [3]int, ok bool) {
 		out[i] = n
 	}
 	return out, true
-}
-
-// MariaDBBackupStageReport is the report of a MariaDBBackupStage run. What is
-// the statement the edge ran last, or the one that failed: on the Pre edge
-// one of "BACKUP STAGE START", "BACKUP STAGE FLUSH", "BACKUP STAGE BLOCK_DDL"
-// or "BACKUP STAGE BLOCK_COMMIT" (the last one when all went well; "BACKUP
-// STAGE START" when connecting or checking the server failed), on the Post
-// edge "BACKUP STAGE END"; followed by a note when the edge ran none (dry
-// run, filesystem not matched). Err is nil when the run succeeded.
-type MariaDBBackupStageReport struct {
-	What string
-	Err  error
-}
-
-// String is What, or "<What>: <err>" when the run failed.
-func (r *MariaDBBackupStageReport) String() string {
-	if r.Err != nil {
-		return r.What + ": " + r.Err.Error()
-	}
-	return r.What
-}
-
-// HadError reports whether the run failed.
-func (r *MariaDBBackupStageReport) HadError() bool { return r.Err != nil }
-
-// Error is String() when the run failed, else "".
-func (r *MariaDBBackupStageReport) Error() string {
-	if r.Err == nil {
-		return ""
-	}
-	return r.String()
 }

@@ -26,17 +26,7 @@ import (
 // mdbHook returns the mariadb-backup-stage hook for dsn, built from its
 // configuration as a daemon would.
 func mdbHook(t *testing.T, dsn string, timeout time.Duration, fatal bool) *MariaDBBackupStage {
-	t.Helper()
-	h, err := HookFromConfig(HookConfig{
-		Type:        TypeMariaDBBackupStage,
-		DSN:         dsn,
-		Timeout:     timeout,
-		ErrIsFatal:  fatal,
-		Filesystems: dbTestFilter,
-	})
-	require.NoError(t, err)
-	require.IsType(t, &MariaDBBackupStage{}, h)
-	return h.(*MariaDBBackupStage)
+	return dbHookFromConfig[*MariaDBBackupStage](t, TypeMariaDBBackupStage, dsn, timeout, fatal)
 }
 
 // mdbProcess is a row of the server's process list.
@@ -273,60 +263,6 @@ func TestMariaDBBackupStageConfig(t *testing.T) {
 	})
 }
 
-// TestMariaDBBackupStageWithoutServer checks the edges that need no server:
-// the DSN points at a closed port, so a connection attempt fails the run.
-func TestMariaDBBackupStageWithoutServer(t *testing.T) {
-	const secret = "s3cret-mdb-noconnect"
-	h := mdbHook(t, fmt.Sprintf("snap:%s@tcp(127.0.0.1:%d)/", secret, dbClosedPort(t)), 0, false)
-
-	run := func(edge Edge, extra Env, state map[interface{}]interface{}) HookReport {
-		logger, buf := testLogger()
-		rep := h.Run(WithLogger(t.Context(), logger), edge, PhaseSnapshot, false, extra, state)
-		require.IsType(t, &MariaDBBackupStageReport{}, rep)
-		dbRequireReportHasNoSecret(t, secret, rep, buf.String())
-		return rep
-	}
-	env := Env{EnvFS: dbTestFS}
-
-	t.Run("post_without_pre_is_an_error_not_a_panic", func(t *testing.T) {
-		rep := run(Post, env, map[interface{}]interface{}{})
-		require.True(t, rep.HadError())
-		require.True(t, strings.HasPrefix(rep.Error(), "BACKUP STAGE END: no connection from the pre edge: "), rep.Error())
-		rep = run(Post, env, nil)
-		require.True(t, rep.HadError())
-	})
-	t.Run("failed_pre_leaves_post_an_error", func(t *testing.T) {
-		state := map[interface{}]interface{}{}
-		rep := run(Pre, env, state)
-		require.True(t, strings.HasPrefix(rep.Error(), "BACKUP STAGE START: connect: "), rep.Error())
-		require.Contains(t, rep.Error(), "connection refused")
-		require.Empty(t, state)
-		rep = run(Post, env, state)
-		require.Contains(t, rep.Error(), "no connection from the pre edge")
-	})
-	t.Run("filesystem_not_matched_takes_no_lock", func(t *testing.T) {
-		state := map[interface{}]interface{}{}
-		rep := run(Pre, Env{EnvFS: "tank/other"}, state)
-		require.False(t, rep.HadError(), rep.Error())
-		require.Equal(t, "BACKUP STAGE START skipped: filesystem tank/other not matched", rep.String())
-		rep = run(Post, Env{EnvFS: "tank/other"}, state)
-		require.False(t, rep.HadError(), rep.Error())
-		require.Equal(t, "BACKUP STAGE END skipped: no lock was taken (the filesystem was not matched)", rep.String())
-	})
-	t.Run("no_filesystem_is_an_error", func(t *testing.T) {
-		rep := run(Pre, Env{}, map[interface{}]interface{}{})
-		require.Equal(t, "BACKUP STAGE START: no filesystem in the hook environment (ZREPL_FS)", rep.Error())
-	})
-	t.Run("no_state_map_is_an_error", func(t *testing.T) {
-		rep := run(Pre, env, nil)
-		require.Contains(t, rep.Error(), "no state map")
-	})
-	t.Run("callback_edge_does_nothing", func(t *testing.T) {
-		rep := run(Callback, env, map[interface{}]interface{}{})
-		require.False(t, rep.HadError(), rep.Error())
-	})
-}
-
 // TestMariaDBBackupStageBlocksCommitsDuringCallback: with the RELOAD-only
 // user, the pre edge enters BLOCK_COMMIT; a commit of another session waits
 // during the callback and goes through after the post edge.
@@ -334,18 +270,7 @@ func TestMariaDBBackupStageBlocksCommitsDuringCallback(t *testing.T) {
 	admin, writer := mysqlAdmin(t), myWriter(t)
 	dsn, user, password := myHookDSN(t)
 
-	// The hook's user has RELOAD, no other privilege, and that is enough.
-	var privs []string
-	rows, err := admin.QueryContext(t.Context(), "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE LIKE ?", "'"+user+"'@%")
-	require.NoError(t, err)
-	for rows.Next() {
-		var p string
-		require.NoError(t, rows.Scan(&p))
-		privs = append(privs, p)
-	}
-	require.NoError(t, rows.Err())
-	rows.Close()
-	require.Equal(t, []string{"RELOAD"}, privs, "privileges of %s", user)
+	myRequireReloadOnly(t, admin, user)
 
 	const note = "committed after the backup stage"
 	insert := "INSERT INTO " + myProbeTable + " (note) VALUES ('" + note + "')"
@@ -372,6 +297,7 @@ func TestMariaDBBackupStageBlocksCommitsDuringCallback(t *testing.T) {
 	require.True(t, ran, "callback ran")
 	require.Equal(t, []StepStatus{StepOk, StepOk, StepOk}, dbStatuses(run.report))
 	require.True(t, strings.HasPrefix(run.report[0].Hook.String(), "MariaDB BACKUP STAGE ("), run.report[0].Hook.String())
+	require.Contains(t, run.report.String(), "[Post]  MariaDB BACKUP STAGE END ("+user+"@127.0.0.1:")
 	require.Equal(t, "BACKUP STAGE BLOCK_COMMIT", run.report[0].Report.String())
 	require.Equal(t, "BACKUP STAGE END", run.report[2].Report.String())
 
@@ -399,18 +325,7 @@ func TestMariaDBBackupStageStages(t *testing.T) {
 	require.NoError(t, err)
 
 	// try runs stmt as the writer, waiting at most a second for a lock.
-	try := func(ctx context.Context, stmt string) error {
-		conn, err := writer.Conn(ctx)
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		if _, err := conn.ExecContext(ctx, "SET SESSION lock_wait_timeout = 1"); err != nil {
-			return err
-		}
-		_, err = conn.ExecContext(ctx, stmt)
-		return err
-	}
+	try := func(ctx context.Context, stmt string) error { return myTry(ctx, writer, stmt) }
 	innodb := "INSERT INTO " + myProbeTable + " (note) VALUES ('between the stages')"
 	crashSafe := "INSERT INTO " + aria + " (id) VALUES (1)"
 	nontrans := "INSERT INTO " + myisam + " (id) VALUES (1)"
@@ -546,120 +461,6 @@ func TestMariaDBBackupStageDoesNotWaitForLongStatements(t *testing.T) {
 	})
 }
 
-// TestMariaDBBackupStageReleasedOnEveryPath runs the paths on which a plan
-// unwinds after the backup stages were entered, and checks on the server
-// that they are gone afterwards.
-func TestMariaDBBackupStageReleasedOnEveryPath(t *testing.T) {
-	admin, writer := mysqlAdmin(t), myWriter(t)
-	dsn, user, password := myHookDSN(t)
-	panicAfter := func(stage string) func(lock Hook) {
-		return func(lock Hook) {
-			lock.(*MariaDBBackupStage).afterStage = func(s string) {
-				if s == stage {
-					panic("boom after " + s)
-				}
-			}
-		}
-	}
-	paths := append(lockPathsAfterTheLock(myWriteScript(t, "echo failing on purpose >&2\nexit 1")),
-		lockPathPanicInPre("panic_in_pre_after_block_commit", writer, panicAfter("BACKUP STAGE BLOCK_COMMIT")),
-		lockPathPanicInPre("panic_in_pre_between_stages", writer, panicAfter("BACKUP STAGE FLUSH")))
-	runLockPaths(t, paths,
-		func(t *testing.T) Hook { return mdbHook(t, dsn, 10*time.Second, false) },
-		mariadbBackupEnd, password,
-		func(t *testing.T) HookJobCallback {
-			ran := false
-			return myLockHeldCallback(t, admin, writer, user, &ran)
-		},
-		func(t *testing.T) { mdbRequireReleased(t, admin, writer, user) })
-}
-
-func TestMariaDBBackupStageConnectionKilledDuringCallback(t *testing.T) {
-	admin, writer := mysqlAdmin(t), myWriter(t)
-	dsn, user, password := myHookDSN(t)
-	const timeout = 5 * time.Second
-
-	cb := func(ctx context.Context) error {
-		ids, err := mySessions(ctx, admin, user)
-		if err != nil || len(ids) != 1 {
-			return fmt.Errorf("sessions of %s: %v, %v; want exactly one", user, ids, err)
-		}
-		if _, err := admin.ExecContext(ctx, fmt.Sprintf("KILL %d", ids[0])); err != nil {
-			return fmt.Errorf("KILL %d: %w", ids[0], err)
-		}
-		return nil
-	}
-	run := dbRunPlan(t, t.Context(), List{mdbHook(t, dsn, timeout, true)}, cb, false)
-
-	require.Equal(t, []StepStatus{StepOk, StepOk, StepErr}, dbStatuses(run.report))
-	post := run.report[2]
-	require.True(t, strings.HasPrefix(post.Report.Error(), "BACKUP STAGE END: "), post.Report.Error())
-	require.Less(t, post.End.Sub(post.Begin), timeout, "post edge waited for its timeout")
-	mdbRequireReleased(t, admin, writer, user)
-	dbRequireNoSecret(t, password, run)
-}
-
-func TestMariaDBBackupStageServerKilledDuringCallback(t *testing.T) {
-	srv := myStartPrivateServer(t)
-	const timeout = 5 * time.Second
-
-	ran := false
-	cb := func(ctx context.Context) error {
-		ran = true
-		ps, err := mdbProcesses(ctx, srv.root)
-		if err != nil {
-			t.Errorf("during the callback: process list: %v", err)
-		}
-		sessions := 0
-		for _, p := range ps {
-			if p.user == srv.user {
-				sessions++
-			}
-		}
-		if sessions != 1 {
-			t.Errorf("during the callback: %d sessions of %s, want one: %+v", sessions, srv.user, ps)
-		}
-		srv.kill()
-		return nil
-	}
-	run := dbRunPlan(t, t.Context(), List{mdbHook(t, srv.dsn, timeout, true)}, cb, false)
-
-	require.True(t, ran, "callback ran")
-	require.Equal(t, []StepStatus{StepOk, StepOk, StepErr}, dbStatuses(run.report))
-	post := run.report[2]
-	require.True(t, strings.HasPrefix(post.Report.Error(), "BACKUP STAGE END: "), post.Report.Error())
-	require.Less(t, post.End.Sub(post.Begin), timeout, "post edge waited for its timeout")
-	dbRequireNoSecret(t, srv.password, run)
-}
-
-func TestMariaDBBackupStageDryRunTakesNoLock(t *testing.T) {
-	admin, writer := mysqlAdmin(t), myWriter(t)
-	dsn, user, password := myHookDSN(t)
-
-	ran := false
-	cb := myNoLockCallback(t, admin, writer, user, &ran)
-	run := dbRunPlan(t, t.Context(), List{mdbHook(t, dsn, 10*time.Second, true)}, cb, true)
-
-	require.True(t, ran, "callback ran")
-	require.Equal(t, []StepStatus{StepOk, StepOk, StepOk}, dbStatuses(run.report))
-	require.Equal(t, "BACKUP STAGE START (dry run: connected and checked the server version, took no lock)", run.report[0].Report.String())
-	require.Equal(t, "BACKUP STAGE END skipped: no lock was taken (dry run)", run.report[2].Report.String())
-	mdbRequireReleased(t, admin, writer, user)
-	dbRequireNoSecret(t, password, run)
-
-	t.Run("dry_run_checks_the_password", func(t *testing.T) {
-		cfg, err := mysql.ParseDSN(dsn)
-		require.NoError(t, err)
-		cfg.Passwd = "wrong-s3cret-mdb-dryrun"
-		run := dbRunPlan(t, t.Context(), List{mdbHook(t, cfg.FormatDSN(), 10*time.Second, true)}, nil, true)
-		require.Equal(t, []StepStatus{StepErr, StepSkippedDueToFatalErr, StepSkippedDueToFatalErr}, dbStatuses(run.report))
-		msg := run.report[0].Report.Error()
-		require.True(t, strings.HasPrefix(msg, "BACKUP STAGE START: connect: "), msg)
-		require.Contains(t, msg, "Access denied")
-		dbRequireNoSecret(t, cfg.Passwd, run)
-	})
-}
-
 // TestMariaDBBackupStageNeedsReload: a user without RELOAD fails at the first
 // stage, with the server's error that names the privilege, and leaves no
 // session behind.
@@ -679,38 +480,4 @@ func TestMariaDBBackupStageNeedsReload(t *testing.T) {
 	mdbRequireNoBackup(t, admin)
 	require.NoError(t, myTryInsert(t.Context(), writer))
 	dbRequireNoSecret(t, cfg.Passwd, run)
-}
-
-// TestMariaDBBackupStageWaitsForAnotherBackup: a server has one backup at a
-// time. While another session is in a backup stage, the pre edge waits for
-// it up to the hook's timeout, then fails and leaves nothing behind.
-func TestMariaDBBackupStageWaitsForAnotherBackup(t *testing.T) {
-	admin, writer := mysqlAdmin(t), myWriter(t)
-	dsn, user, password := myHookDSN(t)
-	const timeout = time.Second
-
-	other, err := admin.Conn(t.Context())
-	require.NoError(t, err)
-	defer other.Close()
-	_, err = other.ExecContext(t.Context(), "BACKUP STAGE START")
-	require.NoError(t, err)
-	ended := false
-	defer func() {
-		if !ended {
-			_, _ = other.ExecContext(context.Background(), "BACKUP STAGE END")
-		}
-	}()
-
-	run := dbRunPlan(t, t.Context(), List{mdbHook(t, dsn, timeout, true)}, nil, false)
-
-	require.Equal(t, []StepStatus{StepErr, StepSkippedDueToFatalErr, StepSkippedDueToFatalErr}, dbStatuses(run.report))
-	msg := run.report[0].Report.Error()
-	require.True(t, strings.HasPrefix(msg, "BACKUP STAGE START: "), msg)
-	require.True(t, strings.Contains(msg, "timed out after 1s") || strings.Contains(msg, "Lock wait timeout"), msg)
-
-	_, err = other.ExecContext(t.Context(), "BACKUP STAGE END")
-	require.NoError(t, err)
-	ended = true
-	mdbRequireReleased(t, admin, writer, user)
-	dbRequireNoSecret(t, password, run)
 }

@@ -11,6 +11,7 @@ package hooks
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -31,17 +32,17 @@ const myProbeTable = "snaphooks_lock_probe"
 // myHook returns the mysql-lock-tables hook for dsn, built from its
 // configuration as a daemon would.
 func myHook(t *testing.T, dsn string, timeout time.Duration, fatal bool) *MySQLLockTables {
+	return dbHookFromConfig[*MySQLLockTables](t, TypeMySQLLockTables, dsn, timeout, fatal)
+}
+
+// dbHookFromConfig returns the database hook of type typ for dsn, with the
+// filesystems dbTestFilter, built from its configuration as a daemon would.
+func dbHookFromConfig[H Hook](t *testing.T, typ, dsn string, timeout time.Duration, fatal bool) H {
 	t.Helper()
-	h, err := HookFromConfig(HookConfig{
-		Type:        TypeMySQLLockTables,
-		DSN:         dsn,
-		Timeout:     timeout,
-		ErrIsFatal:  fatal,
-		Filesystems: dbTestFilter,
-	})
+	h, err := HookFromConfig(HookConfig{Type: typ, DSN: dsn, Timeout: timeout, ErrIsFatal: fatal, Filesystems: dbTestFilter})
 	require.NoError(t, err)
-	require.IsType(t, &MySQLLockTables{}, h)
-	return h.(*MySQLLockTables)
+	require.IsType(t, *new(H), h)
+	return h.(H)
 }
 
 // myHookDSN returns the DSN of the RELOAD-only user, and its user and password.
@@ -72,6 +73,12 @@ func myWriter(t *testing.T) *sql.DB {
 // myTryInsert inserts a row as the writer, waiting at most a second for a
 // lock. It uses no t.Fatal, so callbacks may call it.
 func myTryInsert(ctx context.Context, writer *sql.DB) error {
+	return myTry(ctx, writer, "INSERT INTO "+myProbeTable+" (note) VALUES ('probe')")
+}
+
+// myTry runs stmt on a session of writer of its own, waiting at most a
+// second for a lock.
+func myTry(ctx context.Context, writer *sql.DB, stmt string) error {
 	ctx, cancel := context.WithTimeout(ctx, dbTestTimeout)
 	defer cancel()
 	conn, err := writer.Conn(ctx)
@@ -82,7 +89,7 @@ func myTryInsert(ctx context.Context, writer *sql.DB) error {
 	if _, err := conn.ExecContext(ctx, "SET SESSION lock_wait_timeout = 1"); err != nil {
 		return err
 	}
-	_, err = conn.ExecContext(ctx, "INSERT INTO "+myProbeTable+" (note) VALUES ('probe')")
+	_, err = conn.ExecContext(ctx, stmt)
 	return err
 }
 
@@ -94,20 +101,17 @@ func myIsLockWaitTimeout(err error) bool {
 
 // mySessions returns the ids of the server's sessions of user.
 func mySessions(ctx context.Context, admin *sql.DB, user string) ([]int64, error) {
-	rows, err := admin.QueryContext(ctx, "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ?", user)
+	ps, err := mdbProcesses(ctx, admin)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
 	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
+	for _, p := range ps {
+		if p.user == user {
+			ids = append(ids, p.id)
 		}
-		ids = append(ids, id)
 	}
-	return ids, rows.Err()
+	return ids, nil
 }
 
 // myAwaitNoSessions waits, for up to 10s, until the server lists no session
@@ -180,18 +184,7 @@ func TestMySQLLockBlocksWritersDuringCallback(t *testing.T) {
 	admin, writer := mysqlAdmin(t), myWriter(t)
 	dsn, user, password := myHookDSN(t)
 
-	// The hook's user has RELOAD, no other privilege, and that is enough.
-	var privs []string
-	rows, err := admin.QueryContext(t.Context(), "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE LIKE ?", "'"+user+"'@%")
-	require.NoError(t, err)
-	for rows.Next() {
-		var p string
-		require.NoError(t, rows.Scan(&p))
-		privs = append(privs, p)
-	}
-	require.NoError(t, rows.Err())
-	rows.Close()
-	require.Equal(t, []string{"RELOAD"}, privs, "privileges of %s", user)
+	myRequireReloadOnly(t, admin, user)
 
 	ran := false
 	run := dbRunPlan(t, t.Context(), List{myHook(t, dsn, 10*time.Second, true)}, myLockHeldCallback(t, admin, writer, user, &ran), false)
@@ -205,169 +198,14 @@ func TestMySQLLockBlocksWritersDuringCallback(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "MySQL FLUSH TABLES WITH READ LOCK ("+user+"@"+cfg.Addr+")", run.report[0].Hook.String())
 	require.Contains(t, run.report.String(), "[Pre]  MySQL FLUSH TABLES WITH READ LOCK ("+user+"@127.0.0.1:")
+	// The post edge is named by what it does, in the text, the JSON and the logs.
+	require.Contains(t, run.report.String(), "[Post]  MySQL UNLOCK TABLES ("+user+"@127.0.0.1:")
+	js, err := json.Marshal(run.report[2])
+	require.NoError(t, err)
+	require.Contains(t, string(js), `"hook":"MySQL UNLOCK TABLES (`+user+`@127.0.0.1:`)
+	require.Contains(t, run.logs, `hook="MySQL UNLOCK TABLES (`+user+`@127.0.0.1:`)
 	myRequireUnlocked(t, admin, writer, user)
 	dbRequireNoSecret(t, password, run)
-}
-
-func TestMySQLDryRunTakesNoLock(t *testing.T) {
-	admin, writer := mysqlAdmin(t), myWriter(t)
-	dsn, user, password := myHookDSN(t)
-
-	ran := false
-	cb := myNoLockCallback(t, admin, writer, user, &ran)
-	run := dbRunPlan(t, t.Context(), List{myHook(t, dsn, 10*time.Second, true)}, cb, true)
-
-	require.True(t, ran, "callback ran")
-	require.Equal(t, []StepStatus{StepOk, StepOk, StepOk}, dbStatuses(run.report))
-	require.Equal(t, "FLUSH TABLES WITH READ LOCK (dry run: connected and pinged, took no lock)", run.report[0].Report.String())
-	require.Equal(t, "UNLOCK TABLES skipped: no lock was taken (dry run)", run.report[2].Report.String())
-	myRequireUnlocked(t, admin, writer, user)
-	dbRequireNoSecret(t, password, run)
-
-	t.Run("dry_run_checks_the_password", func(t *testing.T) {
-		cfg, err := mysql.ParseDSN(dsn)
-		require.NoError(t, err)
-		cfg.Passwd = "wrong-s3cret-my-dryrun"
-		run := dbRunPlan(t, t.Context(), List{myHook(t, cfg.FormatDSN(), 10*time.Second, true)}, nil, true)
-		require.Equal(t, []StepStatus{StepErr, StepSkippedDueToFatalErr, StepSkippedDueToFatalErr}, dbStatuses(run.report))
-		require.Contains(t, run.report[0].Report.Error(), "Access denied")
-		dbRequireNoSecret(t, cfg.Passwd, run)
-	})
-}
-
-// lockPath is one way a plan unwinds after the pre edge of a lock hook
-// (mysql-lock-tables, mariadb-backup-stage); runLockPaths runs them.
-type lockPath struct {
-	name string
-	// hooks returns the plan's hooks, the lock hook first; nil: just it.
-	hooks func(t *testing.T, lock Hook) List
-	// cb gets the callback that checks that the lock is held, and the
-	// plan's cancel func; nil: that callback.
-	cb     func(held HookJobCallback, cancel context.CancelFunc) HookJobCallback
-	want   []StepStatus
-	wantCb bool // whether the callback is called
-	unlock bool // whether the lock hook's post edge runs its unlock statement
-}
-
-// lockPathsAfterTheLock are the paths every lock hook must release its
-// lock on, once taken: a later fatal hook, a failing or panicking callback,
-// a cancellation. failing is a hook script that fails.
-func lockPathsAfterTheLock(failing string) []lockPath {
-	return []lockPath{
-		{
-			name: "later_err_is_fatal_hook_fails",
-			hooks: func(t *testing.T, lock Hook) List {
-				cmd, err := HookFromConfig(HookConfig{Type: TypeCommand, Path: failing, ErrIsFatal: true})
-				require.NoError(t, err)
-				return List{lock, cmd}
-			},
-			want:   []StepStatus{StepOk, StepErr, StepSkippedDueToFatalErr, StepSkippedDueToFatalErr, StepOk},
-			unlock: true,
-		},
-		{
-			name: "callback_fails",
-			cb: func(held HookJobCallback, _ context.CancelFunc) HookJobCallback {
-				return func(ctx context.Context) error {
-					_ = held(ctx)
-					return errors.New("snapshot failed")
-				}
-			},
-			want: []StepStatus{StepOk, StepErr, StepOk}, wantCb: true, unlock: true,
-		},
-		{
-			name: "callback_panics",
-			cb: func(held HookJobCallback, _ context.CancelFunc) HookJobCallback {
-				return func(ctx context.Context) error {
-					_ = held(ctx)
-					panic("snapshot panicked")
-				}
-			},
-			want: []StepStatus{StepOk, StepErr, StepOk}, wantCb: true, unlock: true,
-		},
-		{
-			name: "ctx_cancelled_during_callback",
-			cb: func(held HookJobCallback, cancel context.CancelFunc) HookJobCallback {
-				return func(ctx context.Context) error {
-					_ = held(ctx)
-					cancel()
-					return ctx.Err()
-				}
-			},
-			want: []StepStatus{StepOk, StepErr, StepOk}, wantCb: true, unlock: true,
-		},
-	}
-}
-
-// lockPathPanicInPre is the path of a lock hook whose pre edge panics after
-// it took (part of) its lock: arm makes the hook panic. The lock must be
-// gone by the time the callback runs.
-func lockPathPanicInPre(name string, writer *sql.DB, arm func(lock Hook)) lockPath {
-	return lockPath{
-		name: name,
-		hooks: func(t *testing.T, lock Hook) List {
-			arm(lock)
-			return List{lock}
-		},
-		cb: func(HookJobCallback, context.CancelFunc) HookJobCallback {
-			return func(ctx context.Context) error { return myTryInsert(ctx, writer) }
-		},
-		want:   []StepStatus{StepErr, StepOk, StepSkippedDueToPreErr},
-		wantCb: true,
-	}
-}
-
-// runLockPaths runs each path with a new lock hook from newHook, and checks
-// the statuses, the post edge's unlock statement, that released holds on the
-// server afterwards, and that password shows nowhere.
-func runLockPaths(t *testing.T, paths []lockPath, newHook func(t *testing.T) Hook, unlockStmt, password string,
-	held func(t *testing.T) HookJobCallback, released func(t *testing.T)) {
-	for _, c := range paths {
-		t.Run(c.name, func(t *testing.T) {
-			lock := newHook(t)
-			list := List{lock}
-			if c.hooks != nil {
-				list = c.hooks(t, lock)
-			}
-			ctx, cancel := context.WithCancel(t.Context())
-			defer cancel()
-			cb := held(t)
-			if c.cb != nil {
-				cb = c.cb(cb, cancel)
-			}
-			called := false
-			run := dbRunPlan(t, ctx, list, func(ctx context.Context) error { called = true; return cb(ctx) }, false)
-
-			require.Equal(t, c.want, dbStatuses(run.report))
-			require.Equal(t, c.wantCb, called, "callback called")
-			post := run.report[len(run.report)-1]
-			require.Equal(t, Post, post.Edge)
-			if c.unlock {
-				require.Equal(t, unlockStmt, post.Report.String())
-			}
-			released(t)
-			dbRequireNoSecret(t, password, run)
-		})
-	}
-}
-
-// TestMySQLLockReleasedOnEveryPath runs the paths on which a plan unwinds
-// after the lock was taken, and checks on the server that the lock is gone
-// afterwards.
-func TestMySQLLockReleasedOnEveryPath(t *testing.T) {
-	admin, writer := mysqlAdmin(t), myWriter(t)
-	dsn, user, password := myHookDSN(t)
-	paths := append(lockPathsAfterTheLock(myWriteScript(t, "echo failing on purpose >&2\nexit 1")),
-		lockPathPanicInPre("panic_in_pre_after_the_lock_was_taken", writer, func(lock Hook) {
-			lock.(*MySQLLockTables).afterLock = func() { panic("boom after the lock") }
-		}))
-	runLockPaths(t, paths,
-		func(t *testing.T) Hook { return myHook(t, dsn, 10*time.Second, false) },
-		mysqlUnlockStmt, password,
-		func(t *testing.T) HookJobCallback {
-			ran := false
-			return myLockHeldCallback(t, admin, writer, user, &ran)
-		},
-		func(t *testing.T) { myRequireUnlocked(t, admin, writer, user) })
 }
 
 // TestMySQLConcurrentPlansShareOneHook: one hook, several plans at once,
@@ -431,56 +269,6 @@ func TestMySQLConcurrentPlansShareOneHook(t *testing.T) {
 	myRequireUnlocked(t, admin, writer, user)
 }
 
-func TestMySQLConnectionKilledDuringCallback(t *testing.T) {
-	admin, writer := mysqlAdmin(t), myWriter(t)
-	dsn, user, password := myHookDSN(t)
-	const timeout = 5 * time.Second
-
-	cb := func(ctx context.Context) error {
-		ids, err := mySessions(ctx, admin, user)
-		if err != nil || len(ids) != 1 {
-			return fmt.Errorf("sessions of %s: %v, %v; want exactly one", user, ids, err)
-		}
-		if _, err := admin.ExecContext(ctx, fmt.Sprintf("KILL %d", ids[0])); err != nil {
-			return fmt.Errorf("KILL %d: %w", ids[0], err)
-		}
-		return nil
-	}
-	run := dbRunPlan(t, t.Context(), List{myHook(t, dsn, timeout, true)}, cb, false)
-
-	require.Equal(t, []StepStatus{StepOk, StepOk, StepErr}, dbStatuses(run.report))
-	post := run.report[2]
-	require.True(t, strings.HasPrefix(post.Report.Error(), "UNLOCK TABLES: "), post.Report.Error())
-	require.Less(t, post.End.Sub(post.Begin), timeout, "post edge waited for its timeout")
-	require.Contains(t, run.logs, "step failed")
-	myRequireUnlocked(t, admin, writer, user)
-	dbRequireNoSecret(t, password, run)
-}
-
-func TestMySQLServerKilledDuringCallback(t *testing.T) {
-	srv := myStartPrivateServer(t)
-	const timeout = 5 * time.Second
-
-	ran := false
-	cb := func(ctx context.Context) error {
-		ran = true
-		ids, err := mySessions(ctx, srv.root, srv.user)
-		if err != nil || len(ids) != 1 {
-			t.Errorf("during the callback: sessions of %s: %v, %v; want exactly one", srv.user, ids, err)
-		}
-		srv.kill()
-		return nil
-	}
-	run := dbRunPlan(t, t.Context(), List{myHook(t, srv.dsn, timeout, true)}, cb, false)
-
-	require.True(t, ran, "callback ran")
-	require.Equal(t, []StepStatus{StepOk, StepOk, StepErr}, dbStatuses(run.report))
-	post := run.report[2]
-	require.True(t, strings.HasPrefix(post.Report.Error(), "UNLOCK TABLES: "), post.Report.Error())
-	require.Less(t, post.End.Sub(post.Begin), timeout, "post edge waited for its timeout")
-	dbRequireNoSecret(t, srv.password, run)
-}
-
 func TestMySQLWrongPassword(t *testing.T) {
 	dsn, _, _ := myHookDSN(t)
 	cfg, err := mysql.ParseDSN(dsn)
@@ -514,110 +302,6 @@ func TestMySQLUnreachableServer(t *testing.T) {
 			dbRequireNoSecret(t, secret, run)
 		})
 	}
-}
-
-// TestMySQLLockWaitEndsAtTheTimeout: FLUSH TABLES WITH READ LOCK waits for
-// the LOCK TABLES of another session; the hook gives up at its timeout and
-// leaves no lock behind.
-func TestMySQLLockWaitEndsAtTheTimeout(t *testing.T) {
-	admin, writer := mysqlAdmin(t), myWriter(t)
-	dsn, user, password := myHookDSN(t)
-	const (
-		timeout = time.Second
-		slack   = 3 * time.Second // a loaded machine under -race
-	)
-
-	blocker, err := admin.Conn(t.Context())
-	require.NoError(t, err)
-	defer blocker.Close()
-	_, err = blocker.ExecContext(t.Context(), "LOCK TABLES snaphooks_test."+myProbeTable+" WRITE")
-	require.NoError(t, err)
-	unlocked := false
-	defer func() {
-		if !unlocked {
-			_, _ = blocker.ExecContext(context.Background(), "UNLOCK TABLES")
-		}
-	}()
-
-	run := dbRunPlan(t, t.Context(), List{myHook(t, dsn, timeout, true)}, nil, false)
-
-	require.Equal(t, []StepStatus{StepErr, StepSkippedDueToFatalErr, StepSkippedDueToFatalErr}, dbStatuses(run.report))
-	require.Less(t, run.elapsed, timeout+slack)
-	msg := run.report[0].Report.Error()
-	require.True(t, strings.HasPrefix(msg, "FLUSH TABLES WITH READ LOCK: "), msg)
-	require.True(t, strings.Contains(msg, "timed out after 1s") || strings.Contains(msg, "Lock wait timeout"), msg)
-
-	_, err = blocker.ExecContext(t.Context(), "UNLOCK TABLES")
-	require.NoError(t, err)
-	unlocked = true
-	myRequireUnlocked(t, admin, writer, user)
-	dbRequireNoSecret(t, password, run)
-}
-
-// TestMySQLHookWithoutServer checks the edges that need no server: the DSN
-// points at a closed port, so a connection attempt would fail the run.
-func TestMySQLHookWithoutServer(t *testing.T) {
-	const secret = "s3cret-my-noconnect"
-	port := dbClosedPort(t)
-	h, err := HookFromConfig(HookConfig{
-		Type:           TypeMySQLLockTables,
-		DSN:            fmt.Sprintf("snap:%s@tcp(127.0.0.1:%d)/", secret, port),
-		Filesystems:    dbTestFilter,
-		PostOnPreError: true,
-	})
-	require.NoError(t, err)
-	my := h.(*MySQLLockTables)
-	require.Equal(t, fmt.Sprintf("MySQL FLUSH TABLES WITH READ LOCK (snap@127.0.0.1:%d)", port), h.String())
-	require.Equal(t, DefaultHookTimeout, my.Timeout())
-	require.True(t, my.PostOnPreError())
-	require.False(t, my.ErrIsFatal())
-
-	run := func(edge Edge, extra Env, state map[interface{}]interface{}) HookReport {
-		logger, buf := testLogger()
-		rep := h.Run(WithLogger(t.Context(), logger), edge, PhaseSnapshot, false, extra, state)
-		dbRequireReportHasNoSecret(t, secret, rep, buf.String())
-		return rep
-	}
-	env := Env{EnvFS: dbTestFS}
-
-	t.Run("post_without_pre_is_an_error_not_a_panic", func(t *testing.T) {
-		rep := run(Post, env, map[interface{}]interface{}{})
-		require.True(t, rep.HadError())
-		require.True(t, strings.HasPrefix(rep.Error(), "UNLOCK TABLES: no connection from the pre edge: "), rep.Error())
-		rep = run(Post, env, nil)
-		require.True(t, rep.HadError())
-	})
-	t.Run("failed_pre_leaves_post_an_error", func(t *testing.T) {
-		state := map[interface{}]interface{}{}
-		rep := run(Pre, env, state)
-		require.True(t, rep.HadError())
-		require.Contains(t, rep.Error(), "connection refused")
-		require.Empty(t, state)
-		rep = run(Post, env, state)
-		require.Contains(t, rep.Error(), "no connection from the pre edge")
-	})
-	t.Run("filesystem_not_matched_takes_no_lock", func(t *testing.T) {
-		state := map[interface{}]interface{}{}
-		rep := run(Pre, Env{EnvFS: "tank/other"}, state)
-		require.False(t, rep.HadError(), rep.Error())
-		require.Equal(t, "FLUSH TABLES WITH READ LOCK skipped: filesystem tank/other not matched", rep.String())
-		rep = run(Post, Env{EnvFS: "tank/other"}, state)
-		require.False(t, rep.HadError(), rep.Error())
-		require.Equal(t, "UNLOCK TABLES skipped: no lock was taken (the filesystem was not matched)", rep.String())
-	})
-	t.Run("no_filesystem_is_an_error", func(t *testing.T) {
-		rep := run(Pre, Env{}, map[interface{}]interface{}{})
-		require.Equal(t, "FLUSH TABLES WITH READ LOCK: no filesystem in the hook environment (ZREPL_FS)", rep.Error())
-	})
-	t.Run("no_state_map_is_an_error", func(t *testing.T) {
-		rep := run(Pre, env, nil)
-		require.True(t, rep.HadError())
-		require.Contains(t, rep.Error(), "no state map")
-	})
-	t.Run("callback_edge_does_nothing", func(t *testing.T) {
-		rep := run(Callback, env, map[interface{}]interface{}{})
-		require.False(t, rep.HadError(), rep.Error())
-	})
 }
 
 // myPrivateServer is a MariaDB server of one test, which the test may kill.

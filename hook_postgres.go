@@ -15,11 +15,6 @@ import (
 // pgInsufficientPrivilege is the SQLSTATE of insufficient_privilege.
 const pgInsufficientPrivilege = "42501"
 
-// dbCloseTimeout bounds how long closing a database connection may take. It
-// runs with a ctx that the caller cannot cancel, so that a connection is
-// closed on shutdown too.
-const dbCloseTimeout = 5 * time.Second
-
 // PgChkptHook is the postgres-checkpoint hook: on the Pre edge it connects to
 // a PostgreSQL server and runs CHECKPOINT, so that the server has written its
 // dirty pages to disk shortly before the snapshot and a server started from
@@ -195,51 +190,4 @@ func (r *PgChkptHookReport) Error() string {
 		return ""
 	}
 	return r.String()
-}
-
-// dbHookFilesystem returns the filesystem of a database hook's run, from
-// extra[EnvFS], and whether filter passes it. It fails if there is none, if
-// it is not a valid dataset name, or if the filter fails.
-func dbHookFilesystem(filter Filter, extra Env) (fs string, pass bool, err error) {
-	fs, ok := extra[EnvFS]
-	if !ok {
-		return "", false, fmt.Errorf("no filesystem in the hook environment (%s)", EnvFS)
-	}
-	p, err := NewDatasetPath(fs)
-	if err != nil {
-		return fs, false, err
-	}
-	pass, err = filter.Filter(p)
-	if err != nil {
-		return fs, false, fmt.Errorf("filter filesystem %q: %w", fs, err)
-	}
-	return fs, pass, nil
-}
-
-// describeTimeout says in err why ctx, derived from parent with the given
-// timeout, ended the run: its own timeout, or the end of parent.
-func describeTimeout(parent, ctx context.Context, timeout time.Duration, err error) error {
-	switch {
-	case err == nil || !ctxEnded(ctx):
-		return err
-	case ctxEnded(parent):
-		cause := context.Cause(parent)
-		if cause == nil { // the deadline passed, its timer has not fired yet
-			cause = context.DeadlineExceeded
-		}
-		return fmt.Errorf("aborted (%v): %w", cause, err)
-	default:
-		return fmt.Errorf("timed out after %s: %w", timeout, err)
-	}
-}
-
-// ctxEnded reports whether ctx is done or its deadline has passed: on a busy
-// machine the timer that cancels ctx may fire a little after the deadline
-// that a driver's I/O deadline has already hit.
-func ctxEnded(ctx context.Context) bool {
-	if ctx.Err() != nil {
-		return true
-	}
-	deadline, ok := ctx.Deadline()
-	return ok && !time.Now().Before(deadline)
 }

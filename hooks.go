@@ -214,23 +214,17 @@ func NewHookEnv(edge Edge, phase Phase, dryRun bool, timeout time.Duration, extr
 
 // HookFromConfig validates in, applies its defaults (see HookConfig.WithDefaults)
 // and returns the hook it describes: a *CommandHook, *PgChkptHook,
-// *MySQLLockTables or *MariaDBBackupStage.
+// *MySQLLockTables or *MariaDBBackupStage (see HookTypes).
 func HookFromConfig(in HookConfig) (Hook, error) {
 	in = in.WithDefaults()
 	if err := in.Validate(); err != nil {
 		return nil, err
 	}
-	switch in.Type {
-	case TypeCommand:
-		return NewCommandHook(in)
-	case TypePostgresCheckpoint:
-		return newPgChkptHook(in)
-	case TypeMySQLLockTables:
-		return newMySQLLockTables(in)
-	case TypeMariaDBBackupStage:
-		return newMariaDBBackupStage(in)
+	t, ok := lookupHookType(in.Type)
+	if !ok {
+		return nil, fmt.Errorf("type: unknown hook type %q", in.Type) // unreachable after Validate
 	}
-	return nil, fmt.Errorf("type: unknown hook type %q", in.Type) // unreachable after Validate
+	return t.build(in)
 }
 
 // ListFromConfig returns the hooks of in, in order. The first invalid hook
@@ -335,6 +329,28 @@ func hookName(h Hook) (name string) {
 		}
 	}()
 	return h.String()
+}
+
+// edgeStringer is implemented by hooks whose edges do different things, so
+// that reports and logs name a step by what its edge does: the Post edge of
+// mysql-lock-tables is "MySQL UNLOCK TABLES (...)", not the String of the
+// hook, "MySQL FLUSH TABLES WITH READ LOCK (...)". EdgeString names the hook
+// for a step of edge; it never contains a secret.
+type edgeStringer interface{ EdgeString(edge Edge) string }
+
+// stepName names the step of h for edge: EdgeString if h has it, else (and
+// if EdgeString panics) hookName.
+func stepName(h Hook, edge Edge) (name string) {
+	es, ok := h.(edgeStringer)
+	if !ok || isNil(h) {
+		return hookName(h)
+	}
+	defer func() {
+		if recover() != nil {
+			name = hookName(h)
+		}
+	}()
+	return es.EdgeString(edge)
 }
 
 // hookErrIsFatal returns h.ErrIsFatal(), or true if it panics: a hook that

@@ -152,22 +152,12 @@ func (s stop) status() StepStatus {
 
 // Run runs the plan once; later calls return at once. dryRun is passed to
 // every hook and to hook scripts as ZREPL_DRYRUN=true; the callback runs in a
-// dry run too and must check for itself whether to act.
-//
-// The Pre edges and the callback run with ctx. If ctx is done before a Pre
-// edge or the callback could start, that step fails (StepErr, "cancelled
-// before it ran: <cause>") and counts as a fatal error: no further Pre edge
-// and no callback runs, so a cancelled plan always reports HadError. The
-// Post edges never see the cancellation of ctx: they run with
-// context.WithoutCancel(ctx), bounded by each hook's own timeout plus a
-// second (the hook's own bound should fire first), so a lock taken in a Pre
-// edge is released on shutdown too.
-//
-// Whatever a hook does — panic (in Run, String or ErrIsFatal), return a nil
-// or unusable report — only its own step fails, and the stack unwinds as for
-// any error; the stack trace of a panic is logged. A hook that never returns
-// blocks Run: hooks must honour ctx. The logger is taken from ctx (see
-// WithLogger).
+// dry run too and must check for itself whether to act. The Pre edges and
+// the callback run with ctx, the Post edges with a ctx its cancellation does
+// not reach. In which order the steps run, and what a failed, skipping,
+// panicking or cancelled step does to the others, is the package's model:
+// see the package documentation. A hook that never returns blocks Run: hooks
+// must honour ctx. The logger is taken from ctx (see WithLogger).
 func (p *Plan) Run(ctx context.Context, dryRun bool) {
 	if !p.ran.CompareAndSwap(false, true) {
 		return
@@ -299,7 +289,7 @@ func logStep(ctx context.Context, log *slog.Logger, level slog.Level, msg string
 	if !log.Enabled(ctx, level) {
 		return
 	}
-	all := append([]slog.Attr{slog.String("hook", hookName(s.Hook)), slog.String("edge", s.Edge.String())}, attrs...)
+	all := append([]slog.Attr{slog.String("hook", stepName(s.Hook, s.Edge)), slog.String("edge", s.Edge.String())}, attrs...)
 	log.LogAttrs(ctx, level, msg, all...)
 }
 

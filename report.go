@@ -116,14 +116,16 @@ func (s Step) Duration() time.Duration {
 //
 // The runtime is "..." while Pending, the time it has run while Exec, the
 // duration rounded to milliseconds otherwise. "!" marks the Pre edge of an
-// err_is_fatal hook, "~" every other step. A step that runs for more than
-// one dataset lists them after the hook: "(tank/db, tank/log)".
+// err_is_fatal hook, "~" every other step. The hook is named by what the
+// edge does where the hook says so (the Post edge of mysql-lock-tables is
+// "MySQL UNLOCK TABLES (...)"), else by its String. A step that runs for
+// more than one dataset lists them after the hook: "(tank/db, tank/log)".
 func (s Step) String() string {
 	runtime := "..."
 	if s.Status != StepPending {
 		runtime = s.Duration().Round(time.Millisecond).String()
 	}
-	line := fmt.Sprintf("[%s] [%5s] %s [%s]  %s", s.Status, runtime, s.fatalMark(), s.Edge, hookName(s.Hook))
+	line := fmt.Sprintf("[%s] [%5s] %s [%s]  %s", s.Status, runtime, s.fatalMark(), s.Edge, stepName(s.Hook, s.Edge))
 	if len(s.Datasets) > 1 {
 		line += " (" + strings.Join(s.Datasets, ", ") + ")"
 	}
@@ -156,7 +158,7 @@ func (s Step) toJSON(n int) stepJSON {
 		Step:     n,
 		Edge:     s.Edge,
 		Status:   s.Status,
-		Hook:     hookName(s.Hook),
+		Hook:     stepName(s.Hook, s.Edge),
 		Fatal:    s.fatalMark() == "!",
 		Datasets: s.Datasets,
 	}

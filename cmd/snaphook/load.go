@@ -24,16 +24,25 @@ func loadHooks(path string, s streams) (hooks.HookList, hooks.List, bool) {
 }
 
 // readHooks reads the hook list at path, or stdin if path is "-", and returns
-// the name to show for it. On error it prints it and returns false.
+// the name to show for it. It reads at most hooks.MaxHookListSize+1 bytes,
+// so a file or stdin that does not end (-c /dev/zero) stops at the bound;
+// parseHooks rejects what is over it. On error it prints it and returns
+// false.
 func readHooks(path string, s streams) (name string, data []byte, ok bool) {
 	name = path
-	var err error
+	r := s.Stdin
 	if path == "-" {
 		name = stdinName
-		data, err = io.ReadAll(s.Stdin)
 	} else {
-		data, err = os.ReadFile(path)
+		f, err := os.Open(path)
+		if err != nil {
+			fmt.Fprintf(s.Stderr, "%s: %v\n", name, err)
+			return name, nil, false
+		}
+		defer f.Close()
+		r = f
 	}
+	data, err := io.ReadAll(io.LimitReader(r, hooks.MaxHookListSize+1))
 	if err != nil {
 		fmt.Fprintf(s.Stderr, "%s: %v\n", name, err)
 		return name, nil, false
