@@ -8,3 +8,9 @@ var errThawedByDeadline = errors.New("thawed by the deadline")
 
 // errFreezeNeedsRoot is the error of a freeze without the privilege.
 var errFreezeNeedsRoot = errors.New("fsfreeze needs root (CAP_SYS_ADMIN)")
+
+// Both kinds of freeze are resources of the held-hook engine.
+var (
+	_ heldResource = (*frozenFS)(nil)
+	_ heldResource = (*frozenGuest)(nil)
+)
