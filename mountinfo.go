@@ -16,6 +16,7 @@ const mountInfoPath = "/proc/self/mountinfo"
 // (\040 for a space, \011, \012, \134) decoded.
 type mount struct {
 	id, parent   int
+	dev          string // major:minor of the filesystem: one per superblock (bind mounts and btrfs subvolumes of one filesystem share it)
 	root         string // the directory of the filesystem mounted here; for btrfs the subvolume path, "/tank/db"
 	point        string // where it is mounted, absolute
 	fsType       string // "zfs", "btrfs", "ext4", ...
@@ -109,6 +110,7 @@ func parseMountLine(line string) (mount, error) {
 	m := mount{
 		id:     id,
 		parent: parent,
+		dev:    fields[2],
 		root:   unescapeMountField(fields[3]),
 		point:  unescapeMountField(fields[4]),
 		fsType: unescapeMountField(fields[sep+1]),

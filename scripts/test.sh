@@ -3,7 +3,8 @@
 #
 # On a fresh Debian machine with Go as the only prerequisite (run as root), this:
 #   1. checks gofmt and runs go vet;
-#   2. installs Debian's postgresql and mariadb-server if missing, without letting
+#   2. installs Debian's postgresql and mariadb-server (and qemu-guest-agent and
+#      xfsprogs for the freeze tests) if missing, without letting
 #      their maintainer scripts start system services;
 #   3. starts a throwaway PostgreSQL and MariaDB on 127.0.0.1 (non-default ports,
 #      data and sockets in a fresh temp dir) and creates least-privilege users;
@@ -150,6 +151,9 @@ install_packages() {
 	fi
 	# TestDBCoverage mounts btrfs subvolumes of a loop device.
 	command -v mkfs.btrfs >/dev/null && command -v btrfs >/dev/null || pkgs+=(btrfs-progs)
+	# The freeze tests: a real guest agent, loop-mounted XFS (ext4 and util-linux are in the base system).
+	command -v qemu-ga >/dev/null || [[ -x /usr/sbin/qemu-ga ]] || pkgs+=(qemu-guest-agent)
+	command -v mkfs.xfs >/dev/null || [[ -x /usr/sbin/mkfs.xfs ]] || pkgs+=(xfsprogs)
 	if ((${#pkgs[@]} == 0)); then
 		exec 9>&-
 		return 0
