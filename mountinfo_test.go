@@ -25,7 +25,7 @@ func TestParseMountInfo(t *testing.T) {
 	table := readMountFixture(t, "db-server-tank.txt")
 	require.Len(t, table, 21)
 	m := table[8]
-	require.Equal(t, mount{id: 96, parent: 90, root: "/", point: "/srv/my data", fsType: "zfs", source: "tank/my data",
+	require.Equal(t, mount{id: 96, parent: 90, dev: "0:56", root: "/", point: "/srv/my data", fsType: "zfs", source: "tank/my data",
 		superOptions: "rw,xattr,noacl,casesensitive"}, m, "octal escapes are decoded")
 
 	t.Run("optional_fields_may_be_absent_or_many", func(t *testing.T) {
