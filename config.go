@@ -91,6 +91,12 @@ type HookConfig struct {
 	// of the earlier hooks still run. 0, the default, means no such status:
 	// every non-zero exit is an error. Only for command hooks.
 	SkipExitCode int `yaml:"skip_exit_code,omitempty" json:"skip_exit_code,omitempty"`
+
+	// Coverage, YAML key "coverage", says what a database hook does when the
+	// snapshot may not hold every file of its server (see CheckCoverage):
+	// CoverageWarn ("warn", the default: "" means it), CoverageStrict
+	// ("strict") or CoverageOff ("off"). Only for database hooks.
+	Coverage string `yaml:"coverage,omitempty" json:"coverage,omitempty"`
 }
 
 // HookList is a list of hook configurations in the order the hooks run
@@ -159,6 +165,7 @@ func errText(err error) string {
 // a database hook has a DSN that its driver can parse (pgx.ParseConfig,
 // mysql.ParseDSN), a non-empty Filesystems, no Path and no SkipExitCode;
 // Timeout is between 0 and MaxHookTimeout; SkipExitCode is 0 or 1 to 255;
+// Coverage is empty or, for a database hook, one of its values;
 // every pattern of Filesystems is valid (see DatasetMapFilterFromConfig).
 //
 // It returns nil or a *ConfigError with the Field of the first problem, in
@@ -222,6 +229,9 @@ func (c HookConfig) String() string {
 	if c.SkipExitCode != 0 {
 		field("skip_exit_code", strconv.Itoa(c.SkipExitCode))
 	}
+	if c.Coverage != "" {
+		field("coverage", c.Coverage)
+	}
 	if c.Filesystems != nil {
 		field("filesystems", formatPatterns(c.Filesystems))
 	}
@@ -245,6 +255,9 @@ func (c HookConfig) LogValue() slog.Value {
 	)
 	if c.SkipExitCode != 0 {
 		attrs = append(attrs, slog.Int("skip_exit_code", c.SkipExitCode))
+	}
+	if c.Coverage != "" {
+		attrs = append(attrs, slog.String("coverage", c.Coverage))
 	}
 	if c.Filesystems != nil {
 		attrs = append(attrs, slog.String("filesystems", formatPatterns(c.Filesystems)))

@@ -127,7 +127,13 @@ var hookKeyTable = []hookKey{
 	{name: "skip_exit_code", types: []string{TypeCommand},
 		decode: decodeSkipExitCode,
 		check:  checkSkipExitCode},
+	{name: "coverage", types: databaseTypes,
+		decode: enumValue(func(c *HookConfig) *string { return &c.Coverage }, coverageModes...),
+		check:  checkCoverage},
 }
+
+// coverageModes are the values of the key coverage.
+var coverageModes = []string{CoverageWarn, CoverageStrict, CoverageOff}
 
 // databaseTypes are the hook types that talk to a database server.
 var databaseTypes = []string{TypePostgresCheckpoint, TypeMySQLLockTables, TypeMariaDBBackupStage}
@@ -299,5 +305,14 @@ func checkSkipExitCode(k hookKey, c HookConfig, ps *problems) {
 		ps.add(k.name, "%d is not an exit status from 1 to 255", c.SkipExitCode)
 	case !k.takes(c.Type) && c.Type != "":
 		ps.add(k.name, "not allowed for a %s hook (only for command hooks)", c.Type)
+	}
+}
+
+func checkCoverage(k hookKey, c HookConfig, ps *problems) {
+	if !k.applies(c.Type, c.Coverage != "", ps) {
+		return
+	}
+	if !slices.Contains(coverageModes, c.Coverage) {
+		ps.add(k.name, "%q is not warn, strict or off", c.Coverage)
 	}
 }

@@ -39,7 +39,7 @@ func TestHookKeyTable(t *testing.T) {
 			assert.True(t, k.takes(typ), "key %s is required for %s, which does not take it", k.name, typ)
 		}
 	}
-	assert.Equal(t, "type, err_is_fatal, timeout, filesystems, post_on_pre_error, path, dsn, skip_exit_code", hookKeyNames())
+	assert.Equal(t, "type, err_is_fatal, timeout, filesystems, post_on_pre_error, path, dsn, skip_exit_code, coverage", hookKeyNames())
 	assert.Equal(t, `"command", "postgres-checkpoint", "mysql-lock-tables" or "mariadb-backup-stage"`, hookTypeNames())
 }
 

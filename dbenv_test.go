@@ -6,7 +6,7 @@ package hooks
 // exports, besides SNAPHOOKS_REQUIRE_DB=1:
 //
 //	SNAPHOOKS_TEST_PG_ADMIN_DSN      superuser, for test setup (stats views, roles)
-//	SNAPHOOKS_TEST_PG_DSN            LOGIN role with only pg_checkpoint (not SUPERUSER)
+//	SNAPHOOKS_TEST_PG_DSN            LOGIN role with pg_checkpoint and pg_read_all_settings (not SUPERUSER)
 //	SNAPHOOKS_TEST_PG_NOPRIV_DSN     LOGIN role with no rights
 //	SNAPHOOKS_TEST_MYSQL_ADMIN_DSN   all privileges
 //	SNAPHOOKS_TEST_MYSQL_DSN         only RELOAD ON *.* (enough for FLUSH TABLES WITH READ LOCK)

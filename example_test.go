@@ -313,6 +313,6 @@ func ExamplePlanReport_WriteLogfmt() {
 	// app: took the lock on tank/db
 	// app: released the lock on tank/db
 	// step=1 edge=Pre status=Ok hook=app fatal=true begin=2026-11-25T08:00:00Z end=2026-11-25T08:00:00.003Z duration=3ms datasets=tank/db report=ok
-	// step=2 edge=Callback status=Err hook="zfs snapshot" fatal=false begin=2026-11-25T08:00:00.003Z end=2026-11-25T08:00:00.006Z duration=3ms datasets=tank/db report="zfs snapshot error: dataset is busy" error="zfs snapshot error: dataset is busy"
+	// step=2 edge=Callback status=Err hook="zfs snapshot" fatal=false begin=2026-11-25T08:00:00.003Z end=2026-11-25T08:00:00.006Z duration=3ms datasets=tank/db consistency=application report="zfs snapshot error: dataset is busy" error="zfs snapshot error: dataset is busy"
 	// step=3 edge=Post status=Ok hook=app fatal=false begin=2026-11-25T08:00:00.006Z end=2026-11-25T08:00:00.009Z duration=3ms datasets=tank/db report=ok
 }

@@ -42,14 +42,15 @@ func (h *CallbackHook) ErrIsFatal() bool { return false }
 // String returns the display string.
 func (h *CallbackHook) String() string { return h.displayString }
 
-// Run calls the callback with ctx and reports its error. The edge, phase,
-// dry-run flag, env and state are not passed on: a callback that needs them
-// captures them itself. A nil callback is an error, not a panic.
+// Run calls the callback with ctx, which carries extra for CallbackEnv, and
+// reports its error. The edge, phase, dry-run flag and state are not passed
+// on: a callback that needs them captures them itself. A nil callback is an
+// error, not a panic.
 func (h *CallbackHook) Run(ctx context.Context, edge Edge, phase Phase, dryRun bool, extra Env, state map[interface{}]interface{}) HookReport {
 	if h.cb == nil {
 		return &CallbackHookReport{Name: h.displayString, Err: errors.New("no callback function")}
 	}
-	return &CallbackHookReport{Name: h.displayString, Err: h.cb(ctx)}
+	return &CallbackHookReport{Name: h.displayString, Err: h.cb(withCallbackEnv(ctx, extra))}
 }
 
 // CallbackHookReport is the report of a CallbackHook.

@@ -328,7 +328,9 @@ func (h *CommandHook) outputLogger(ctx context.Context, edge Edge, env Env) *slo
 // the way a CommandHook runs a hook script: in a process group of its own,
 // stdin from /dev/null, the environment of the calling process plus env, its
 // output logged line by line as "hook output" with hook=name and
-// edge=Callback. A timeout of 0 means none; the callback is still stopped
+// edge=Callback. The program also gets the env the plan gives its callback
+// (CallbackEnv: EnvFS, EnvFSList or EnvFSListFile, EnvConsistency, ...); env
+// wins over it. A timeout of 0 means none; the callback is still stopped
 // (SIGTERM, SIGKILL after DefaultKillGrace) when its ctx is done. The error
 // names the program and says how it failed; it carries the last
 // MaxHookLogSizeDefault bytes of the program's output, which
@@ -347,7 +349,14 @@ func NewCommandCallback(name, path string, args []string, env Env, timeout time.
 		envCopy[k] = v
 	}
 	return func(ctx context.Context) error {
-		if out, err := h.exec(ctx, Callback, envCopy); err != nil {
+		env := envCopy
+		if planEnv := CallbackEnv(ctx); len(planEnv) > 0 {
+			env = copyEnv(planEnv)
+			for k, v := range envCopy {
+				env[k] = v
+			}
+		}
+		if out, err := h.exec(ctx, Callback, env); err != nil {
 			return &outputError{err: fmt.Errorf("%s: %w", shellQuote(path), err), output: out}
 		}
 		return nil
@@ -390,6 +399,10 @@ type CommandHookReport struct {
 //	command hook: "ZREPL_DRYRUN='' ZREPL_FS='tank/db' ... /etc/hooks/x"
 //	command hook failed with "exit status 1": "ZREPL_DRYRUN='' ... /etc/hooks/x"
 //	command hook asked to skip the snapshot (exit status 75): "ZREPL_DRYRUN='' ... /etc/hooks/x"
+//
+// A value with a control rune (IsControl), such as the newlines of
+// ZREPL_FS_LIST, is quoted as $'tank/db\ntank/log', which bash and zsh
+// read as the value: the text holds no control rune, and stays one line.
 func (r *CommandHookReport) String() string {
 	keys := make([]string, 0, len(r.Env))
 	for k := range r.Env {
@@ -429,16 +442,21 @@ func (r *CommandHookReport) HadError() bool { return r.Err != nil }
 // value of Skip.
 func (r *CommandHookReport) SkipSnapshot() bool { return r.Skip }
 
-// Error is "" when the hook succeeded, else "<String()> FAILED with error: <err>".
+// Error is "" when the hook succeeded, else "<String()> FAILED with error: <err>",
+// with the control runes of err escaped (see Escape).
 func (r *CommandHookReport) Error() string {
 	if r.Err == nil {
 		return ""
 	}
-	return r.String() + " FAILED with error: " + r.Err.Error()
+	return r.String() + " FAILED with error: " + Escape(r.Err.Error())
 }
 
-// shellQuoteAlways quotes s in single quotes for a POSIX shell.
+// shellQuoteAlways quotes s in single quotes for a POSIX shell, or as
+// $'...' with escapes if it holds a control rune (see shellQuoteControls).
 func shellQuoteAlways(s string) string {
+	if indexControl(s) >= 0 {
+		return shellQuoteControls(s)
+	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 

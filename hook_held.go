@@ -18,8 +18,10 @@ import (
 //   - Pre: the filesystem is read from extra[EnvFS] and checked against the
 //     hook's filter (see dbHookFilesystem). If the filter does not pass it,
 //     nothing is taken and the report is ok: "<preAction> skipped:
-//     filesystem <fs> not matched". Otherwise take runs, bounded by the
-//     hook's timeout. Every resource take hands to hold is the engine's to
+//     filesystem <fs> not matched". Otherwise check (if set) and then take
+//     run, bounded together by the hook's timeout: an error of check fails
+//     the edge before anything is taken, its warnings go to the report's
+//     Warnings. Every resource take hands to hold is the engine's to
 //     release from then on: if take fails, panics, or the run is a dry run,
 //     the engine releases all of them before the Pre edge returns (the
 //     panic goes on to the caller, a Plan reports it); if take succeeds,
@@ -58,6 +60,11 @@ type heldHook struct {
 	words      heldWords
 	secret     string        // replaced by "xxxxx" in every error text; "" for none
 	maxHold    time.Duration // 0: held until the Post edge
+
+	// check, when set, runs before take, bounded by the same ctx: it returns
+	// warnings for the Pre report, or an error that fails the Pre edge before
+	// anything is taken (the coverage check of the database hooks).
+	check func(ctx context.Context, log *slog.Logger, extra Env) (warnings []string, err error)
 
 	// take takes the resources, bounded by ctx: it passes each to hold as
 	// soon as it holds something that needs a release, so that a later
@@ -128,8 +135,8 @@ func (h *heldHook) run(ctx context.Context, edge Edge, dryRun bool, extra Env, s
 	}
 	switch edge {
 	case Pre:
-		what, err := h.pre(ctx, log, dryRun, extra, state)
-		return &HeldReport{What: what, Err: redactSecret(err, h.secret)}
+		what, warnings, err := h.pre(ctx, log, dryRun, extra, state)
+		return &HeldReport{What: what, Warnings: warnings, Err: redactSecret(err, h.secret)}
 	case Post:
 		what, err := h.post(ctx, log, state)
 		return &HeldReport{What: what, Err: redactSecret(err, h.secret)}
@@ -137,9 +144,9 @@ func (h *heldHook) run(ctx context.Context, edge Edge, dryRun bool, extra Env, s
 	return &HeldReport{What: "nothing to do on the " + edge.String() + " edge"}
 }
 
-func (h *heldHook) pre(parent context.Context, log *slog.Logger, dryRun bool, extra Env, state map[interface{}]interface{}) (string, error) {
+func (h *heldHook) pre(parent context.Context, log *slog.Logger, dryRun bool, extra Env, state map[interface{}]interface{}) (string, []string, error) {
 	if state == nil {
-		return h.preAction, fmt.Errorf("no state map to keep the %s in for the post edge", h.words.resource)
+		return h.preAction, nil, fmt.Errorf("no state map to keep the %s in for the post edge", h.words.resource)
 	}
 	if old, ok := state[h].(*heldState); ok {
 		// Not done by a Plan. Never leave anything held behind all the same.
@@ -150,22 +157,28 @@ func (h *heldHook) pre(parent context.Context, log *slog.Logger, dryRun bool, ex
 	}
 	fs, pass, err := dbHookFilesystem(h.filter, extra)
 	if err != nil {
-		return h.preAction, err
+		return h.preAction, nil, err
 	}
 	if !pass {
 		log.DebugContext(parent, "filesystem not matched by the hook's filter: nothing taken")
 		state[h] = &heldState{notHeld: "the filesystem was not matched"}
-		return h.preAction + " skipped: filesystem " + fs + " not matched", nil
+		return h.preAction + " skipped: filesystem " + fs + " not matched", nil, nil
 	}
 
 	ctx, cancel := context.WithTimeout(parent, h.timeout)
 	defer cancel()
+	var warnings []string
+	if h.check != nil {
+		if warnings, err = h.check(ctx, log, extra); err != nil {
+			return h.preAction, nil, describeTimeout(parent, ctx, h.timeout, err)
+		}
+	}
 	st, what, err := h.takeAll(ctx, log, extra, dryRun)
 	if what == "" {
 		what = h.preAction
 	}
 	if err != nil {
-		return what, describeTimeout(parent, ctx, h.timeout, err)
+		return what, warnings, describeTimeout(parent, ctx, h.timeout, err)
 	}
 	if dryRun {
 		st.notHeld = "dry run"
@@ -174,7 +187,7 @@ func (h *heldHook) pre(parent context.Context, log *slog.Logger, dryRun bool, ex
 	}
 	h.startDeadline(parent, log, st)
 	state[h] = st
-	return what, nil
+	return what, warnings, nil
 }
 
 // takeAll runs take and returns what it holds. On an error, in a dry run,
@@ -289,11 +302,14 @@ func (h *heldHook) release(ctx context.Context, r heldResource) (err error) {
 // HeldReport is the report of a hook that holds something while the
 // snapshot is taken: MySQLLockTables, MariaDBBackupStage. What is what the
 // edge did: the statement it ran last, or the one that failed, followed by
-// a note when it did nothing (dry run, filesystem not matched). Err is nil
-// when the run succeeded.
+// a note when it did nothing (dry run, filesystem not matched). Warnings
+// are what the Pre edge warns about whether it succeeded or not (the
+// coverage check: a file of the server that the snapshot does not hold).
+// Err is nil when the run succeeded.
 type HeldReport struct {
-	What string
-	Err  error
+	What     string
+	Warnings []string
+	Err      error
 }
 
 // MyLockTablesReport is the report of a MySQLLockTables run: What is
@@ -309,16 +325,22 @@ type MyLockTablesReport = HeldReport
 // on the Post edge "BACKUP STAGE END".
 type MariaDBBackupStageReport = HeldReport
 
-// String is What, or "<What>: <err>" when the run failed.
+// String is What, or "<What>: <err>" when the run failed, followed by
+// "; warning: <warning>" for each of Warnings.
 func (r *HeldReport) String() string {
+	s := r.What
 	if r.Err != nil {
-		return r.What + ": " + r.Err.Error()
+		s += ": " + r.Err.Error()
 	}
-	return r.What
+	return s + warningsText(r.Warnings)
 }
 
 // HadError reports whether the run failed.
 func (r *HeldReport) HadError() bool { return r.Err != nil }
+
+// HadWarning reports whether the report has Warnings, whether the run failed
+// or not.
+func (r *HeldReport) HadWarning() bool { return len(r.Warnings) > 0 }
 
 // Error is String() when the run failed, else "".
 func (r *HeldReport) Error() string {

@@ -61,6 +61,7 @@ var mariadbBackupStageSince = [3]int{10, 4, 1}
 //     connection is closed, which ends the backup stages the session entered.
 //   - Pre in a dry run: it connects, checks the server version, closes the
 //     connection and takes no lock. The privilege to lock is not checked.
+//   - Pre, dry run or not, first: the coverage check of MySQLLockTables.
 //   - Post: it takes the connection out of the state, runs BACKUP STAGE END
 //     on it, bounded by the hook's timeout, and closes the connection — also
 //     when BACKUP STAGE END fails (the session was killed, the server
@@ -100,7 +101,16 @@ func newMariaDBBackupStage(in HookConfig) (*MariaDBBackupStage, error) {
 	}
 	h := &MariaDBBackupStage{config: my.config}
 	h.heldHook = mysqlHeldHook(my.hookSettings, my.config, "MariaDB BACKUP STAGE", "MariaDB "+mariadbBackupEnd, mariadbBackupStages[0], mariadbBackupEnd, h.take)
+	h.check = my.check
 	return h, nil
+}
+
+// ServerFiles asks the server where it keeps its files, as
+// MySQLLockTables.ServerFiles does; see ServerFiler.
+func (h *MariaDBBackupStage) ServerFiles(ctx context.Context) ([]ServerFile, error) {
+	return boundedServerFiles(ctx, h.timeout, h.config.Passwd, func(ctx context.Context) ([]ServerFile, error) {
+		return mysqlLocatedFiles(ctx, h.config)
+	})
 }
 
 // String returns "MariaDB BACKUP STAGE (<target>)", where the target is

@@ -46,6 +46,14 @@ const mysqlIOTimeoutMargin = 5 * time.Second
 //     lock the server may have granted.
 //   - Pre in a dry run: it connects and pings the server, closes the
 //     connection and takes no lock. The privilege to lock is not checked.
+//   - Pre, dry run or not, before anything else: unless the hook's coverage
+//     mode is CoverageOff (HookConfig.Coverage), it asks the server where it
+//     keeps its files, on a session of its own that it closes (see
+//     ServerFiles), and checks that the snapshot holds all of them (see
+//     CheckCoverage): under CoverageWarn a problem is logged at WARN and is
+//     in the report's Warnings; under CoverageStrict it fails the Pre edge
+//     before any lock is taken. An error connecting there fails the edge
+//     as the lock's own connection would.
 //   - Post: it takes the connection out of the state, runs UNLOCK TABLES on
 //     it, bounded by the hook's timeout (on a ctx that the caller's
 //     cancellation does not end), and closes the connection and its
@@ -117,7 +125,31 @@ func newMySQLLockTables(in HookConfig) (*MySQLLockTables, error) {
 	}
 	h := &MySQLLockTables{config: cfg}
 	h.heldHook = mysqlHeldHook(settings, cfg, "MySQL "+mysqlLockStmt, "MySQL "+mysqlUnlockStmt, mysqlLockStmt, mysqlUnlockStmt, h.take)
+	h.check = mysqlCoverageCheck(coverageMode(in), cfg)
 	return h, nil
+}
+
+// mysqlCoverageCheck returns the heldHook.check of a lock hook: the
+// coverage check of the server of cfg, in mode; nil for CoverageOff.
+func mysqlCoverageCheck(mode string, cfg *mysql.Config) func(context.Context, *slog.Logger, Env) ([]string, error) {
+	if mode == CoverageOff {
+		return nil
+	}
+	return func(ctx context.Context, log *slog.Logger, extra Env) ([]string, error) {
+		return coverageCheck(ctx, log, mode, extra, func(ctx context.Context) ([]ServerFile, error) {
+			return mysqlLocatedFiles(ctx, cfg)
+		})
+	}
+}
+
+// ServerFiles asks the server where it keeps its files (datadir, the InnoDB
+// directories, the binary log, MariaDB's Aria log), on a session of its
+// own, and locates them on this host; see ServerFiler. It needs no
+// privilege beyond connecting.
+func (h *MySQLLockTables) ServerFiles(ctx context.Context) ([]ServerFile, error) {
+	return boundedServerFiles(ctx, h.timeout, h.config.Passwd, func(ctx context.Context) ([]ServerFile, error) {
+		return mysqlLocatedFiles(ctx, h.config)
+	})
 }
 
 // mysqlHeldHook returns the engine of a hook that holds a lock on a pinned

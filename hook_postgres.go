@@ -36,6 +36,13 @@ const pgInsufficientPrivilege = "42501"
 //   - In a dry run it connects and pings the server instead: the DSN, the
 //     network and the password are checked, but no checkpoint is requested
 //     and the privilege to run one is not.
+//   - Before the checkpoint (or the ping), on the same connection, it checks
+//     that the snapshot holds every file of the server, in the hook's
+//     coverage mode (HookConfig.Coverage; see CheckCoverage and
+//     ServerFiles): under CoverageWarn a problem is logged at WARN and is in
+//     the report's Warnings, under CoverageStrict it fails the Pre edge
+//     before the checkpoint. Reading data_directory needs SUPERUSER or the
+//     privileges of pg_read_all_settings; without them coverage is unknown.
 //
 // The connection is always closed before Run returns, with a ctx that the
 // caller's ctx cannot cancel. Nothing is kept in the state map.
@@ -56,6 +63,7 @@ type PgChkptHook struct {
 	config   *pgx.ConnConfig // parsed once; each run connects with a copy
 	password string          // redacted from every error text
 	name     string          // String: the hook type and its target
+	coverage string          // CoverageWarn, CoverageStrict or CoverageOff
 }
 
 // newPgChkptHook returns the hook that in describes. in has its defaults
@@ -76,6 +84,7 @@ func newPgChkptHook(in HookConfig) (*PgChkptHook, error) {
 		config:       cfg,
 		password:     cfg.Password,
 		name:         "postgres checkpoint (" + pgTarget(cfg) + ")",
+		coverage:     coverageMode(in),
 	}, nil
 }
 
@@ -98,16 +107,38 @@ func (h *PgChkptHook) Run(ctx context.Context, edge Edge, phase Phase, dryRun bo
 		log.DebugContext(ctx, "filesystem not matched by the hook's filter: no checkpoint")
 		return &PgChkptHookReport{}
 	}
-	return &PgChkptHookReport{Err: redactSecret(h.run(ctx, log, dryRun), h.password)}
+	warnings, err := h.run(ctx, log, dryRun, extra)
+	return &PgChkptHookReport{Warnings: warnings, Err: redactSecret(err, h.password)}
 }
 
-// run connects, sets statement_timeout and checkpoints (or pings, in a dry
-// run), bounded by the hook's timeout, and closes the connection.
-func (h *PgChkptHook) run(parent context.Context, log *slog.Logger, dryRun bool) (err error) {
+// run connects, checks coverage, sets statement_timeout and checkpoints (or
+// pings, in a dry run), bounded by the hook's timeout, and closes the
+// connection.
+func (h *PgChkptHook) run(parent context.Context, log *slog.Logger, dryRun bool, extra Env) (warnings []string, err error) {
 	ctx, cancel := context.WithTimeout(parent, h.timeout)
 	defer cancel()
 	defer func() { err = describeTimeout(parent, ctx, h.timeout, err) }()
 
+	conn, err := h.connect(ctx, log, dryRun)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if cerr := h.close(parent, conn); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	warnings, err = coverageCheck(ctx, log, h.coverage, extra, func(ctx context.Context) ([]ServerFile, error) {
+		return pgLocatedFiles(ctx, conn)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return warnings, h.checkpoint(ctx, log, conn, dryRun)
+}
+
+// connect connects to the server, bounded by ctx and the hook's timeout.
+func (h *PgChkptHook) connect(ctx context.Context, log *slog.Logger, dryRun bool) (*pgx.Conn, error) {
 	cfg := h.config.Copy()
 	if cfg.ConnectTimeout <= 0 || cfg.ConnectTimeout > h.timeout {
 		cfg.ConnectTimeout = h.timeout
@@ -117,16 +148,43 @@ func (h *PgChkptHook) run(parent context.Context, log *slog.Logger, dryRun bool)
 		slog.String("user", cfg.User), slog.String("database", cfg.Database), slog.Bool("dry_run", dryRun))
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("connect: %w", err)
+		return nil, fmt.Errorf("connect: %w", err)
 	}
-	defer func() {
-		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(parent), min(h.timeout, dbCloseTimeout))
-		defer cancel()
-		if cerr := conn.Close(closeCtx); cerr != nil && err == nil {
-			err = fmt.Errorf("close connection: %w", cerr)
-		}
-	}()
+	return conn, nil
+}
 
+// close closes conn with a ctx that the end of parent does not end.
+func (h *PgChkptHook) close(parent context.Context, conn *pgx.Conn) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), min(h.timeout, dbCloseTimeout))
+	defer cancel()
+	if err := conn.Close(ctx); err != nil {
+		return fmt.Errorf("close connection: %w", err)
+	}
+	return nil
+}
+
+// ServerFiles asks the server where it keeps its files (data_directory, its
+// WAL, its tablespaces) and locates them on this host; see ServerFiler.
+// Reading data_directory needs SUPERUSER or the privileges of
+// pg_read_all_settings: without them the error wraps ErrCoverageUnknown.
+func (h *PgChkptHook) ServerFiles(parent context.Context) ([]ServerFile, error) {
+	return boundedServerFiles(parent, h.timeout, h.password, func(ctx context.Context) (_ []ServerFile, err error) {
+		conn, err := h.connect(ctx, GetLogger(ctx), true)
+		if err != nil {
+			return nil, err
+		}
+		defer func() {
+			if cerr := h.close(parent, conn); cerr != nil && err == nil {
+				err = cerr
+			}
+		}()
+		return pgLocatedFiles(ctx, conn)
+	})
+}
+
+// checkpoint sets statement_timeout and runs CHECKPOINT on conn, or pings
+// the server in a dry run.
+func (h *PgChkptHook) checkpoint(ctx context.Context, log *slog.Logger, conn *pgx.Conn, dryRun bool) error {
 	if dryRun {
 		if err := conn.Ping(ctx); err != nil {
 			return fmt.Errorf("ping: %w", err)
@@ -167,22 +225,30 @@ func pgStatementTimeout(d time.Duration) int64 {
 }
 
 // PgChkptHookReport is the report of a PgChkptHook run. Err is nil when the
-// run succeeded, including the runs that had nothing to do.
+// run succeeded, including the runs that had nothing to do. Warnings are
+// what the Pre edge warns about whether it succeeded or not (the coverage
+// check: a file of the server that the snapshot does not hold).
 type PgChkptHookReport struct {
-	Err error
+	Err      error
+	Warnings []string
 }
 
 // String is "postgres CHECKPOINT completed" or
-// "postgres CHECKPOINT failed: <err>".
+// "postgres CHECKPOINT failed: <err>", followed by "; warning: <warning>"
+// for each of Warnings.
 func (r *PgChkptHookReport) String() string {
 	if r.Err != nil {
-		return "postgres CHECKPOINT failed: " + r.Err.Error()
+		return "postgres CHECKPOINT failed: " + r.Err.Error() + warningsText(r.Warnings)
 	}
-	return "postgres CHECKPOINT completed"
+	return "postgres CHECKPOINT completed" + warningsText(r.Warnings)
 }
 
 // HadError reports whether the run failed.
 func (r *PgChkptHookReport) HadError() bool { return r.Err != nil }
+
+// HadWarning reports whether the report has Warnings, whether the run failed
+// or not.
+func (r *PgChkptHookReport) HadWarning() bool { return len(r.Warnings) > 0 }
 
 // Error is String() when the run failed, else "".
 func (r *PgChkptHookReport) Error() string {

@@ -180,7 +180,35 @@ const (
 	// order of the plan's Scope (for a recursive scope, the roots it
 	// matched). EnvFS is the first of them. The callback gets every dataset
 	// of the plan. A one-dataset plan sets it to EnvFS.
+	//
+	// It is set only while it fits: a job plan (NewJobPlan) leaves it out
+	// of the env of a hook or callback whose "ZREPL_FS_LIST=..." string
+	// would be longer than MaxFSListEnv (64 KiB, about 1,800 datasets of 36
+	// bytes), half of Linux's limit on one environment string (128 KiB,
+	// MAX_ARG_STRLEN), past which no hook could start. EnvFSListFile always
+	// has the whole list in a job plan of more than one dataset: scripts
+	// that may see many datasets read that file.
 	EnvFSList HookEnvVar = "ZREPL_FS_LIST"
+	// EnvFSListFile is the path of a file that lists the same datasets as
+	// EnvFSList, one per line (each line ends with a newline), however many
+	// they are. Every hook and the callback of a job plan (NewJobPlan) of
+	// more than one dataset get it; other plans do not set it. The file is
+	// private (mode 0600, in a directory of mode 0700 made for the plan
+	// with os.MkdirTemp, under os.TempDir), written when Plan.Run starts
+	// and removed when Run returns, also after a panic or a cancellation; a
+	// plan that never runs leaves no file. Hooks may read it, not keep it.
+	EnvFSListFile HookEnvVar = "ZREPL_FS_LIST_FILE"
+	// EnvConsistency tells the callback (the snapshot command) what the
+	// snapshot will hold: ConsistencyApplication when at least one hook ran
+	// and every Pre edge succeeded, else ConsistencyCrash (a Pre edge failed
+	// without err_is_fatal, or no hook matched). Only the callback gets it;
+	// the Step of the callback records it (Step.Consistency). With ZFS,
+	// keep it on the snapshot as a user property:
+	//
+	//	zfs snapshot -o com.example:consistency="$ZREPL_CONSISTENCY" "$ZREPL_FS@$ZREPL_SNAPNAME"
+	//
+	// A Go callback reads it with CallbackEnv.
+	EnvConsistency HookEnvVar = "ZREPL_CONSISTENCY"
 	// EnvPreResult tells a Post edge how its own Pre edge ended: "ok",
 	// "error" (the Post edge runs after an error only with
 	// post_on_pre_error), or "skip" (the Pre edge asked to skip the
@@ -190,6 +218,17 @@ const (
 	// snapshot: "ok", "error", or "skipped" (it did not run: a fatal error,
 	// a cancellation or a skip came first). It is not set for other edges.
 	EnvCallbackResult HookEnvVar = "ZREPL_CALLBACK_RESULT"
+)
+
+// The values of EnvConsistency.
+const (
+	// ConsistencyApplication is a snapshot taken while every matching
+	// hook had brought its application to a consistent state: at least
+	// one hook ran, and every Pre edge succeeded.
+	ConsistencyApplication = "application"
+	// ConsistencyCrash is a snapshot that holds what a crash at that
+	// moment would leave: no hook matched, or a Pre edge failed.
+	ConsistencyCrash = "crash"
 )
 
 // Env maps hook environment variables to their values.

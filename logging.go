@@ -46,8 +46,11 @@ func GetLogger(ctx context.Context) *slog.Logger {
 // source (file:line, with AddSource) and message come first under slog's
 // keys, then the attributes. Groups become dotted key prefixes ("g.k=v").
 // Every line is valid logfmt whatever the bytes of a message, key or value:
-// values are quoted and escaped as needed; runes a key cannot hold (space,
-// '=', '"', control characters, invalid UTF-8) are dropped from it, and a
+// values are quoted and escaped as needed, and no control rune (IsControl:
+// C0, DEL, C1, the bidi controls) is ever written as it is — a value's
+// controls become escapes such as "\n", "\u001b", "\u009b" or "\u202e",
+// which a logfmt decoder turns back into the runes; runes a key cannot hold
+// (space, '=', '"', control runes, invalid UTF-8) are dropped from it, and a
 // key left empty by that is written as "!BADKEY". A value go-logfmt cannot
 // encode (a struct, a slice) is written as fmt's %+v of it, and one whose
 // MarshalText fails as "!ERROR:" and the error.
@@ -205,11 +208,47 @@ func (l *logfmtLine) appendPair(key string, v slog.Value) {
 	default:
 		val = v.Any()
 	}
+	if indexControl(key) >= 0 {
+		key = strings.Map(dropControl, key)
+	}
+	start := l.buf.Len()
 	l.buf.WriteByte(' ')
 	l.enc.Reset() // the space is written: no separator of its own
 	if err := l.enc.EncodeKeyval(key, val); err != nil {
 		l.encodeInstead(key, val, err)
 	}
+	l.escapeValue(start)
+}
+
+// dropControl maps the control runes of a key (IsControl) to nothing.
+func dropControl(r rune) rune {
+	if IsControl(r) {
+		return -1
+	}
+	return r
+}
+
+// escapeValue escapes the C1 and bidi controls in the value of the pair
+// that starts at start, which go-logfmt passes through as UTF-8 (it escapes
+// only C0 and DEL). A quoted value gets "\u009b"-style escapes, which a
+// logfmt decoder turns back into the rune; a bare value is quoted first, so
+// that the escape decodes too.
+func (l *logfmtLine) escapeValue(start int) {
+	pair := l.buf.Bytes()[start:]
+	if !hasWideControl(pair) {
+		return
+	}
+	eq := bytes.IndexByte(pair, '=') // a key holds no '=' (go-logfmt drops it)
+	val := pair[eq+1:]
+	var fixed []byte
+	if len(val) > 0 && val[0] == '"' {
+		fixed = escapeWideControls(val)
+	} else { // a bare value has no quote, space or C0 control, but may have '\\'
+		fixed = append([]byte{'"'}, escapeWideControls(bytes.ReplaceAll(val, []byte{'\\'}, []byte{'\\', '\\'}))...)
+		fixed = append(fixed, '"')
+	}
+	l.buf.Truncate(start + eq + 1)
+	l.buf.Write(fixed)
 }
 
 // encodeInstead encodes what it can of a pair that go-logfmt refused with err

@@ -242,8 +242,13 @@ func (o Outcome) FailureSummary() string {
 //
 // It names only what the report (and the RunInfo given to Outcome) shows:
 // a skip by the hook that asked for it, a fatal error, a cancellation by its
-// cause, a failed callback by its error, and then each failed step.
+// cause, a failed callback by its error, and then each failed step. The
+// line holds no control character: they are escaped as Escape does.
 func (o Outcome) Summary(snapshot string) string {
+	return Escape(o.summary(snapshot))
+}
+
+func (o Outcome) summary(snapshot string) string {
 	failures := o.FailureSummary()
 	also := ""
 	if failures != "" {

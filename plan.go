@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,15 +26,34 @@ type Plan struct {
 	steps  []Step
 	states []map[interface{}]interface{}
 	envs   []Env
-	cbEnv  Env  // the extra env of the callback
-	shared bool // every hook has the same env (a NewPlan): post edges can share theirs too
-	logFS  slog.Attr
+	cbEnv  Env    // the extra env of the callback
+	shared bool   // every hook has the same env (a NewPlan): post edges can share theirs too
+	scope  *Scope // of a job plan: handed to the hooks in the ctx (withCoverageScope)
+	// listFiles makes Run write EnvFSListFile files (a job plan of more
+	// than one dataset; see writeFSLists).
+	listFiles bool
+	logFS     slog.Attr
 
 	ran atomic.Bool
 
-	// mu guards Status, Begin, End and Report of every step. It is held for
-	// bookkeeping only, never while a hook runs.
-	mu sync.Mutex
+	// mu guards Status, Begin, End and Report of every step, and postEnv.
+	// It is held for bookkeeping only, never while a hook runs.
+	mu      sync.Mutex
+	postEnv Env // set by SetPostEnv
+}
+
+// SetPostEnv adds env to the environment of the Post edges: every Post edge
+// of a Run in which SetPostEnv returned before the callback ended gets env
+// on top of its hook's extra env and of EnvPreResult and EnvCallbackResult,
+// so env may override those. A later call replaces env; a call after the
+// callback ended changes nothing. It is meant for a callback that learns
+// late what the Post edges should see: snaphook's holder gives them the
+// environment of the "snaphook post" that ended the hold.
+func (p *Plan) SetPostEnv(env Env) {
+	env = copyEnv(env)
+	p.mu.Lock()
+	p.postEnv = env
+	p.mu.Unlock()
 }
 
 // hooks is the number of hooks of the plan.
@@ -55,7 +73,11 @@ func (p *Plan) callback() *Step { return &p.steps[p.hooks()] }
 // EnvSnapshot); if it has EnvFS but no EnvFSList, EnvFSList is set to the
 // same dataset. Every step starts StepPending. The list is read once, here;
 // a nil hooks is an empty list. It fails if cb or a hook is nil (a nil
-// interface or a nil pointer).
+// interface or a nil pointer), or if a hook could not be started with
+// extra: a variable longer than Linux allows one environment string (128
+// KiB), or extra and the environment of this process together more than
+// Linux allows a program (a quarter of the stack limit, at most 6 MiB, less
+// 16 KiB kept for arguments); the error names the variable.
 //
 // NewPlan takes the hooks as given: filter them first with
 // List.CopyFilteredForFilesystem, or use NewJobPlan, which filters for a
@@ -107,7 +129,7 @@ func newPlan(list List, phase Phase, cb *CallbackHook, envs []Env, datasets [][]
 	case len(cbDatasets) == 1:
 		p.logFS = slog.String("fs", cbDatasets[0])
 	case len(cbDatasets) > 1:
-		p.logFS = slog.String("datasets", strings.Join(cbDatasets, ","))
+		p.logFS = slog.String("datasets", datasetsText(cbDatasets, ","))
 	}
 	for i, h := range list {
 		if isNil(h) {
@@ -118,6 +140,9 @@ func newPlan(list List, phase Phase, cb *CallbackHook, envs []Env, datasets [][]
 		p.states[i] = make(map[interface{}]interface{})
 	}
 	*p.callback() = Step{Hook: cb, Edge: Callback, Status: StepPending, Datasets: cbDatasets}
+	if err := checkExecEnvs(list, envs, hookName(cb), cbEnv); err != nil {
+		return nil, fmt.Errorf("new plan: %w", err)
+	}
 	return p, nil
 }
 
@@ -158,14 +183,28 @@ func (s stop) status() StepStatus {
 // panicking or cancelled step does to the others, is the package's model:
 // see the package documentation. A hook that never returns blocks Run: hooks
 // must honour ctx. The logger is taken from ctx (see WithLogger).
+//
+// The callback gets EnvConsistency (see there). In a job plan of more than
+// one dataset, Run first writes the EnvFSListFile files, and removes them
+// before it returns; if they cannot be written, no hook runs and the
+// callback fails with the reason.
 func (p *Plan) Run(ctx context.Context, dryRun bool) {
 	if !p.ran.CompareAndSwap(false, true) {
 		return
+	}
+	if p.scope != nil {
+		ctx = withCoverageScope(ctx, *p.scope)
 	}
 	log := GetLogger(ctx)
 	if p.logFS.Key != "" && log.Enabled(ctx, slog.LevelError) {
 		log = log.With(p.logFS)
 	}
+	removeLists, err := p.writeFSLists()
+	if err != nil {
+		p.failToStart(ctx, log, err)
+		return
+	}
+	defer removeLists()
 
 	why := goOn
 	preRan := make([]bool, p.hooks())
@@ -202,24 +241,9 @@ func (p *Plan) Run(ctx context.Context, dryRun bool) {
 	case ctx.Err() != nil:
 		p.failCancelled(ctx, log, cb)
 	default:
-		p.exec(ctx, log, cb, nil, p.cbEnv, dryRun)
+		p.execCallback(ctx, log, dryRun)
 	}
-	cbResult := resultOf(cb.Status) // only this goroutine writes statuses
-
-	// The env of a Post edge is its hook's with the results added. Hooks
-	// that share one env share these maps too, one per result.
-	postEnvs := map[string]Env{} // by pre result, if p.shared
-	postEnv := func(i int, preResult string) Env {
-		if env, ok := postEnvs[preResult]; ok {
-			return env
-		}
-		env := copyEnv(p.envs[i])
-		env[EnvPreResult], env[EnvCallbackResult] = preResult, cbResult
-		if p.shared {
-			postEnvs[preResult] = env
-		}
-		return env
-	}
+	postEnv := p.postEnvs(resultOf(cb.Status)) // only this goroutine writes statuses
 
 	// Unwind. Cleanup must not depend on the caller's ctx still being alive.
 	postCtx := context.WithoutCancel(ctx)
@@ -239,6 +263,31 @@ func (p *Plan) Run(ctx context.Context, dryRun bool) {
 		default:
 			p.skipPost(ctx, log, post, StepSkippedDueToPreErr)
 		}
+	}
+}
+
+// postEnvs returns the function that makes the env of the Post edge of
+// hook i whose Pre edge ended in preResult: its hook's, with the results and
+// SetPostEnv's env added. Hooks that share one env share these maps too, one
+// per result.
+func (p *Plan) postEnvs(cbResult string) func(i int, preResult string) Env {
+	p.mu.Lock()
+	override := p.postEnv
+	p.mu.Unlock()
+	byResult := map[string]Env{} // if p.shared
+	return func(i int, preResult string) Env {
+		if env, ok := byResult[preResult]; ok {
+			return env
+		}
+		env := copyEnv(p.envs[i])
+		env[EnvPreResult], env[EnvCallbackResult] = preResult, cbResult
+		for k, v := range override {
+			env[k] = v
+		}
+		if p.shared {
+			byResult[preResult] = env
+		}
+		return env
 	}
 }
 

@@ -288,3 +288,35 @@ func TestPlanSkipExitCode(t *testing.T) {
 	p.Run(context.Background(), false)
 	assert.Equal(t, StepErr, p.Report()[1].Status)
 }
+
+// TestSetPostEnv: what the callback sets with SetPostEnv reaches every Post
+// edge, on top of the hook's env and the results; Pre edges never see it.
+func TestSetPostEnv(t *testing.T) {
+	t.Parallel()
+	var pre, post []Env
+	rec := func(into *[]Env) func(context.Context, Env) error {
+		return func(_ context.Context, env Env) error {
+			*into = append(*into, env)
+			return nil
+		}
+	}
+	list := List{&envHook{name: "a", pre: rec(&pre), post: rec(&post)}, &envHook{name: "b", pre: rec(&pre), post: rec(&post)}}
+	var p *Plan
+	p, err := NewPlan(&list, PhaseSnapshot, NewCallbackHook("hold", func(context.Context) error {
+		p.SetPostEnv(Env{"SANOID_SCRIPT": "post", EnvCallbackResult: "unknown"})
+		return nil
+	}, nil), Env{EnvFS: "tank/db"})
+	require.NoError(t, err)
+	p.Run(context.Background(), false)
+	require.Len(t, pre, 2)
+	require.Len(t, post, 2)
+	for _, env := range pre {
+		assert.NotContains(t, env, HookEnvVar("SANOID_SCRIPT"))
+	}
+	for _, env := range post {
+		assert.Equal(t, "post", env["SANOID_SCRIPT"])
+		assert.Equal(t, "unknown", env[EnvCallbackResult])
+		assert.Equal(t, "ok", env[EnvPreResult])
+		assert.Equal(t, "tank/db", env[EnvFS])
+	}
+}

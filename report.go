@@ -5,11 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/go-logfmt/logfmt"
 )
 
 // StepStatus is the state of one Step of a Plan. The values are those of
@@ -88,6 +87,10 @@ type Step struct {
 	// a hook, those its filter passed (for a recursive scope, the roots);
 	// for the callback, all of the plan's. Empty if the plan was given none.
 	Datasets []string
+	// Consistency is, for a callback that ran, the value of EnvConsistency
+	// it was given: ConsistencyApplication or ConsistencyCrash. It is ""
+	// for other steps and for a callback that did not run.
+	Consistency string
 }
 
 // fatalMark is "!" for the Pre edge of an err_is_fatal hook, else "~".
@@ -119,7 +122,11 @@ func (s Step) Duration() time.Duration {
 // err_is_fatal hook, "~" every other step. The hook is named by what the
 // edge does where the hook says so (the Post edge of mysql-lock-tables is
 // "MySQL UNLOCK TABLES (...)"), else by its String. A step that runs for
-// more than one dataset lists them after the hook: "(tank/db, tank/log)".
+// more than one dataset lists them after the hook: "(tank/db, tank/log)", or
+// the first ten of them and how many more there are. A callback that ran
+// ends with its consistency label: "consistency=application". Control runes
+// of the hook's name or a dataset are escaped (see Escape), so the line is
+// always one line and sends no control sequence to a terminal.
 func (s Step) String() string {
 	runtime := "..."
 	if s.Status != StepPending {
@@ -127,9 +134,12 @@ func (s Step) String() string {
 	}
 	line := fmt.Sprintf("[%s] [%5s] %s [%s]  %s", s.Status, runtime, s.fatalMark(), s.Edge, stepName(s.Hook, s.Edge))
 	if len(s.Datasets) > 1 {
-		line += " (" + strings.Join(s.Datasets, ", ") + ")"
+		line += " (" + datasetsText(s.Datasets, ", ") + ")"
 	}
-	return line
+	if s.Consistency != "" {
+		line += " consistency=" + s.Consistency
+	}
+	return Escape(line)
 }
 
 // stepJSON is the serialised form of a Step.
@@ -147,6 +157,8 @@ type stepJSON struct {
 	Report   string     `json:"report,omitempty"`
 	Error    string     `json:"error,omitempty"`
 	Output   string     `json:"output,omitempty"`
+
+	Consistency string `json:"consistency,omitempty"` // of a callback that ran
 }
 
 // maxReportOutput bounds the captured output that the encodings of a failed
@@ -162,6 +174,7 @@ func (s Step) toJSON(n int) stepJSON {
 		Fatal:    s.fatalMark() == "!",
 		Datasets: s.Datasets,
 	}
+	j.Consistency = s.Consistency
 	if !s.Begin.IsZero() {
 		b := s.Begin
 		j.Begin = &b
@@ -185,9 +198,21 @@ func (s Step) toJSON(n int) stepJSON {
 
 // MarshalJSON encodes the step as an object with its edge, status, hook name,
 // fatal flag, begin and end (RFC 3339, absent if zero), duration, datasets,
-// the text of its report and error, and for a failed command hook the last
-// 4 KiB of its output ("output"). Statuses and edges are their names.
-func (s Step) MarshalJSON() ([]byte, error) { return json.Marshal(s.toJSON(0)) }
+// the consistency label of a callback that ran ("consistency"), the text of
+// its report and error, and for a failed command hook the last 4 KiB of its
+// output ("output"). Statuses and edges are their names. The C1 and bidi
+// controls (see IsControl), which encoding/json writes as they are, are
+// escaped as "\u009b" like the C0 controls.
+func (s Step) MarshalJSON() ([]byte, error) { return marshalEscaped(s.toJSON(0)) }
+
+// marshalEscaped is json.Marshal of v with every control rune escaped.
+func marshalEscaped(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return escapeWideControls(b), nil
+}
 
 // PlanReport is a snapshot of the steps of a Plan, in report order:
 // pre[0..n-1], callback, post[n-1..0].
@@ -244,7 +269,8 @@ func (r PlanReport) Callback() (Step, bool) {
 	return Step{}, false
 }
 
-// String formats one line per step, numbered from 01, joined by newlines.
+// String formats one line per step (see Step.String, which escapes control
+// runes), numbered from 01, joined by newlines.
 func (r PlanReport) String() string {
 	var b strings.Builder
 	for i, s := range r {
@@ -263,18 +289,17 @@ func (r PlanReport) MarshalJSON() ([]byte, error) {
 	for i, s := range r {
 		out[i] = s.toJSON(i + 1)
 	}
-	return json.Marshal(out)
+	return marshalEscaped(out)
 }
 
 // WriteLogfmt writes the report to w as logfmt (encoded by go-logfmt), one
 // line per step with the keys step (numbered from 1), edge, status, hook,
 // fatal, begin and end (RFC 3339, when set), duration, datasets (joined by
-// ",", when set), report, error and output (when set), valued as in
-// MarshalJSON. It writes all lines with one Write call; the error is that of
-// the Write.
+// ",", when set), consistency, report, error and output (when set), valued
+// as in MarshalJSON. Control runes are escaped as by NewLogfmtHandler. It
+// writes all lines with one Write call; the error is that of the Write.
 func (r PlanReport) WriteLogfmt(w io.Writer) error {
 	var buf bytes.Buffer
-	enc := logfmt.NewEncoder(&buf)
 	for i, s := range r {
 		j := s.toJSON(i + 1)
 		kv := []any{"step", j.Step, "edge", j.Edge, "status", j.Status, "hook", j.Hook, "fatal", j.Fatal}
@@ -288,6 +313,9 @@ func (r PlanReport) WriteLogfmt(w io.Writer) error {
 		if len(j.Datasets) > 0 {
 			kv = append(kv, "datasets", strings.Join(j.Datasets, ","))
 		}
+		if j.Consistency != "" {
+			kv = append(kv, "consistency", j.Consistency)
+		}
 		if j.Report != "" {
 			kv = append(kv, "report", j.Report)
 		}
@@ -297,12 +325,12 @@ func (r PlanReport) WriteLogfmt(w io.Writer) error {
 		if j.Output != "" {
 			kv = append(kv, "output", j.Output)
 		}
-		if err := enc.EncodeKeyvals(kv...); err != nil {
-			return err
+		l := newLogfmtLine(nil)
+		for k := 0; k < len(kv); k += 2 {
+			l.appendPair(kv[k].(string), slog.AnyValue(kv[k+1]))
 		}
-		if err := enc.EndRecord(); err != nil {
-			return err
-		}
+		buf.Write(bytes.TrimPrefix(l.buf.Bytes(), []byte(" ")))
+		buf.WriteByte('\n')
 	}
 	_, err := w.Write(buf.Bytes())
 	return err

@@ -3,6 +3,7 @@ package hooks
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -120,10 +121,18 @@ func (l List) CopyFilteredForScope(s Scope) (List, error) {
 // EnvFSList, every dataset it matched, one per line (for a recursive scope,
 // the roots whose subtree it matched); the callback's env has EnvFS, the
 // first dataset of the scope, and EnvFSList, all of them. These win over the
-// same keys in extra. Each step's Datasets says the same.
+// same keys in extra. Each step's Datasets says the same. EnvFSList is left
+// out where it would be longer than MaxFSListEnv; in a plan of more than one
+// dataset, every hook and the callback get EnvFSListFile, a file with the
+// same list, however long (see there). The plan runs for 100,000 datasets
+// as for two.
+//
+// The database hooks learn the whole scope (every dataset, and whether it is
+// recursive) from the plan, to check that the snapshot holds every file of
+// their server (see CheckCoverage).
 //
 // It fails if cb is nil or a hook nil, if the scope has no dataset or an
-// invalid one, or if a filter fails.
+// invalid one, if a filter fails, or if the env is too large (see NewPlan).
 func NewJobPlan(hooks *List, phase Phase, cb *CallbackHook, scope Scope, extra Env) (*Plan, error) {
 	var list List
 	if hooks != nil {
@@ -141,7 +150,12 @@ func NewJobPlan(hooks *List, phase Phase, cb *CallbackHook, scope Scope, extra E
 	withDatasets := func(ds []string) Env {
 		env := copyEnv(extra)
 		env[EnvFS] = ds[0]
-		env[EnvFSList] = strings.Join(ds, "\n")
+		delete(env, EnvFSListFile) // the plan's own, or none
+		if list, ok := fsListEnv(ds); ok {
+			env[EnvFSList] = list
+		} else {
+			delete(env, EnvFSList)
+		}
 		return env
 	}
 	l := make(List, len(matched))
@@ -150,5 +164,25 @@ func NewJobPlan(hooks *List, phase Phase, cb *CallbackHook, scope Scope, extra E
 	for i, m := range matched {
 		l[i], envs[i], datasets[i] = m.hook, withDatasets(m.datasets), m.datasets
 	}
-	return newPlan(l, phase, cb, envs, datasets, withDatasets(all), all)
+	p, err := newPlan(l, phase, cb, envs, datasets, withDatasets(all), all)
+	if err != nil {
+		return nil, err
+	}
+	p.scope = &Scope{Datasets: slices.Clone(scope.Datasets), Recursive: scope.Recursive}
+	p.listFiles = len(all) > 1
+	return p, nil
+}
+
+// maxListedDatasets is how many datasets a log record or a line of the text
+// report names before it counts the rest: a step of 100,000 datasets must
+// not make a line of megabytes. The JSON and logfmt reports list them all.
+const maxListedDatasets = 10
+
+// datasetsText joins datasets with sep, or, if there are more than
+// maxListedDatasets, the first of them and "and N more".
+func datasetsText(datasets []string, sep string) string {
+	if len(datasets) <= maxListedDatasets {
+		return strings.Join(datasets, sep)
+	}
+	return strings.Join(datasets[:maxListedDatasets], sep) + fmt.Sprintf(" and %d more", len(datasets)-maxListedDatasets)
 }

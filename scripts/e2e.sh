@@ -376,7 +376,7 @@ start_postgres() {
 			runuser -u postgres -- "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$run" -p "$port_ref" \
 				-U "$PG_ADMIN_USER" -d postgres >/dev/null <<-EOF
 				CREATE ROLE $PG_CHKPT_USER LOGIN PASSWORD '$PG_CHKPT_PASS';
-				GRANT pg_checkpoint TO $PG_CHKPT_USER;
+				GRANT pg_checkpoint, pg_read_all_settings TO $PG_CHKPT_USER;
 			EOF
 			return 0
 		fi

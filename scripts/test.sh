@@ -3,7 +3,8 @@
 #
 # On a fresh Debian machine with Go as the only prerequisite (run as root), this:
 #   1. checks gofmt and runs go vet;
-#   2. installs Debian's postgresql and mariadb-server if missing, without letting
+#   2. installs Debian's postgresql and mariadb-server (and qemu-guest-agent and
+#      xfsprogs for the freeze tests) if missing, without letting
 #      their maintainer scripts start system services;
 #   3. starts a throwaway PostgreSQL and MariaDB on 127.0.0.1 (non-default ports,
 #      data and sockets in a fresh temp dir) and creates least-privilege users;
@@ -21,7 +22,7 @@
 #   SNAPHOOKS_TEST_KEEP=1      keep the temp dir (server logs, test log) for debugging
 set -euo pipefail
 
-export PATH="/usr/local/go/bin:${PATH}"
+export PATH="/usr/local/go/bin:${PATH}:/usr/sbin:/sbin"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
@@ -148,6 +149,11 @@ install_packages() {
 	if [[ -z "$(find_mariadbd)" || -z "$(find_install_db)" || -z "$(find_my_client)" || -z "$(find_my_admin)" ]]; then
 		pkgs+=(mariadb-server mariadb-client)
 	fi
+	# TestDBCoverage mounts btrfs subvolumes of a loop device.
+	command -v mkfs.btrfs >/dev/null && command -v btrfs >/dev/null || pkgs+=(btrfs-progs)
+	# The freeze tests: a real guest agent, loop-mounted XFS (ext4 and util-linux are in the base system).
+	command -v qemu-ga >/dev/null || [[ -x /usr/sbin/qemu-ga ]] || pkgs+=(qemu-guest-agent)
+	command -v mkfs.xfs >/dev/null || [[ -x /usr/sbin/mkfs.xfs ]] || pkgs+=(xfsprogs)
 	if ((${#pkgs[@]} == 0)); then
 		exec 9>&-
 		return 0
@@ -267,7 +273,7 @@ create_postgres_roles() {
 	runuser -u postgres -- "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$TMP/pg/run" -p "$PG_PORT" \
 		-U "$PG_ADMIN_USER" -d postgres >/dev/null <<-EOF
 		CREATE ROLE $PG_CHKPT_USER LOGIN PASSWORD '$PG_CHKPT_PASS';
-		GRANT pg_checkpoint TO $PG_CHKPT_USER;
+		GRANT pg_checkpoint, pg_read_all_settings TO $PG_CHKPT_USER;
 		CREATE ROLE $PG_NOPRIV_USER LOGIN PASSWORD '$PG_NOPRIV_PASS';
 	EOF
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -28,6 +29,13 @@ itself and every dataset below it, as for "snaphook run -r". On stderr it
 warns about command hooks whose path is not an executable file on this
 machine, and, if --fs was given, about hooks that match none of the
 datasets.
+
+With --fs, it also connects to the server of each database hook that the run
+would run (as a dry run does), lists where the server keeps its files (data,
+redo log or WAL, tablespaces, ...) and on which datasets, and warns on stderr
+about each file the snapshot would miss ("the redo log (/srv/log) is on
+tank/log, which this snapshot does not include") or whose dataset it cannot
+tell.
 
 `
 
@@ -143,6 +151,7 @@ func listScopes(s streams, name string, cfg hooks.HookList, list hooks.List, sco
 			fmt.Fprintf(s.Stderr, "warning: hook #%d (%s) matches none of the datasets given with --fs\n", i+1, sanitize(describeHook(cfg[i], list[i])))
 		}
 	}
+	checkCoverage(context.Background(), s, list, scope)
 	return exitOK
 }
 

@@ -13,10 +13,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -75,18 +75,21 @@ type holder struct {
 	ctrl    net.Conn // the socket pair with pre, until pre acknowledges "held"
 	ctrlR   msgReader
 	ln      *net.UnixListener
-	logFile io.Writer
+	logFile *cappedLog
 	log     *slog.Logger
 	postCh  chan struct{} // closed when a post claims the hold while holding
+	// expired is closed when --max-hold has passed since the holder got
+	// its job, whatever pre does meanwhile.
+	expired chan struct{}
 
 	// mu guards the fields below.
 	mu       sync.Mutex
 	state    int
 	sink     *msgWriter    // where log lines go besides logFile: pre, then post
 	pre      net.Conn      // the control socket while pre waits, else nil
-	post     *net.UnixConn // the post that claimed the hold
-	result   *holdResult   // set in stateDone
-	consumed bool          // result was handed to a late post
+	post     *net.UnixConn // the post that claimed the hold, or came after its end
+	postReq  *postReq      // the request of post
+	expiredB bool          // expired is closed
 
 	conns sync.WaitGroup // the accept loop and the connection handlers
 }
@@ -122,7 +125,7 @@ func runHolder(s streams) int {
 		return exitUsage
 	}
 	ln.SetUnlinkOnClose(false) // removed by finish, under the lock
-	h := &holder{ctrl: ctrl, ctrlR: newMsgReader(ctrl), ln: ln, logFile: s.Stderr, postCh: make(chan struct{})}
+	h := &holder{ctrl: ctrl, ctrlR: newMsgReader(ctrl), ln: ln, logFile: newCappedLog(s.Stderr), postCh: make(chan struct{}), expired: make(chan struct{})}
 	h.sink = &msgWriter{ctrl}
 	h.pre = ctrl
 	return h.run(lockF)
@@ -167,6 +170,10 @@ func (h *holder) run(lockF *os.File) int {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	sig := watchSignals(ctx, h.log, cancel)
+	// The dead-man switch counts from here: the first hook may take its
+	// lock any moment now.
+	expiry := time.AfterFunc(h.maxHold, func() { h.expire(cancel) })
+	defer expiry.Stop()
 	h.conns.Add(1)
 	go func() {
 		defer h.conns.Done()
@@ -181,7 +188,33 @@ func (h *holder) run(lockF *os.File) int {
 	res := h.resultFor(plan.Report(), signalName, signalAt)
 	h.log.LogAttrs(ctx, slog.LevelInfo, "hold: done", slog.Int("exit_code", res.Code), slog.String("result", lastLine(res.Text)))
 	h.finish(res, lockF)
+	h.logFile.close()
 	return exitOK
+}
+
+// expire is the dead-man switch: it closes expired, and cancels the pre
+// edges if they still run.
+func (h *holder) expire(cancel context.CancelCauseFunc) {
+	h.mu.Lock()
+	h.expiredB = true
+	starting := h.state == stateStarting
+	h.mu.Unlock()
+	close(h.expired)
+	if starting {
+		cancel(h.expiredErr("the pre edges had not ended"))
+	}
+}
+
+// expiredErr is the error of a hold that expired; why says when.
+func (h *holder) expiredErr(why string) error {
+	return fmt.Errorf("%s %s: %s", holdExpiredMsg, h.maxHold, why)
+}
+
+// hasExpired reports whether --max-hold has passed.
+func (h *holder) hasExpired() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.expiredB
 }
 
 // callback is the callback step of the hold: it reports "held" to pre and
@@ -194,8 +227,8 @@ func (h *holder) callback(ctx context.Context) error {
 		preErr = preErr || st.Edge == hooks.Pre && st.Status == hooks.StepErr
 	}
 	info := &holdInfo{PID: os.Getpid(), Hooks: rep.Hooks(), PreError: preErr, Report: sanitize(rep.String()), Steps: steps}
-	// From here on a post may claim the hold: pre returns once it has sent
-	// its ack, and its caller may run post before this process has read it.
+	// From here on a post may claim the hold: pre returns once the holder
+	// has confirmed its ack, and its caller may run post at once.
 	h.mu.Lock()
 	h.state = stateHolding
 	h.mu.Unlock()
@@ -203,42 +236,75 @@ func (h *holder) callback(ctx context.Context) error {
 	if err == nil {
 		err = h.awaitAck(ctx)
 	}
-	h.mu.Lock()
-	if h.post == nil {
-		h.sink = nil // else it is the post's by now
+	if err == nil {
+		err = msgWriter{h.ctrl}.send(message{Confirmed: true})
 	}
-	h.pre = nil
+	h.mu.Lock()
+	switch {
+	case err == nil: // pre returns 0: the hold is the post's business now
+		h.pre = nil
+		if h.post == nil {
+			h.sink = nil // else it is the post's by now
+		}
+	case ctx.Err() == nil && !h.expiredB: // pre went away
+		h.pre, h.sink = nil, nil
+	} // else pre waits for the end of the plan
 	if err != nil && h.state == stateHolding {
 		h.state = stateUnwinding
 	}
 	h.mu.Unlock()
-	h.ctrl.Close()
 	switch {
+	case h.hasExpired():
+		h.log.LogAttrs(ctx, slog.LevelError, "hold expired before snaphook pre could return: unwinding", slog.Duration("max_hold", h.maxHold))
+		return h.expiredErr("snaphook pre had not returned")
 	case ctx.Err() != nil:
 		return fmt.Errorf("hold ended before snaphook post: %w", context.Cause(ctx))
 	case err != nil:
 		return fmt.Errorf("snaphook pre went away before it could report the hold: %w", err)
 	}
+	h.ctrl.Close()
 	h.log.LogAttrs(ctx, slog.LevelInfo, "hold: held; waiting for snaphook post", slog.Duration("max_hold", h.maxHold))
 
-	timer := time.NewTimer(h.maxHold)
-	defer timer.Stop()
 	select {
 	case <-h.postCh:
-		return nil
-	case <-timer.C:
+		return h.posted()
+	case <-h.expired:
 		h.mu.Lock()
 		h.state = stateUnwinding
 		h.mu.Unlock()
-		err := fmt.Errorf("%s %s: no snaphook post came", holdExpiredMsg, h.maxHold)
 		h.log.LogAttrs(ctx, slog.LevelError, "hold expired: no snaphook post came; unwinding", slog.Duration("max_hold", h.maxHold))
-		return err
+		return h.expiredErr("no snaphook post came")
 	case <-ctx.Done():
 		h.mu.Lock()
 		h.state = stateUnwinding
 		h.mu.Unlock()
 		return fmt.Errorf("hold ended before snaphook post: %w", context.Cause(ctx))
 	}
+}
+
+// posted ends the callback after a post claimed the hold: the post edges
+// get post's environment (but for ZREPL_* variables, which are the plan's),
+// and ZREPL_CALLBACK_RESULT says what post's --snapshot-result says.
+func (h *holder) posted() error {
+	h.mu.Lock()
+	req := h.postReq
+	h.mu.Unlock()
+	env := hooks.Env{}
+	for _, kv := range req.Env {
+		if k, v, ok := strings.Cut(kv, "="); ok && !strings.HasPrefix(k, "ZREPL_") {
+			env[hooks.HookEnvVar(k)] = v
+		}
+	}
+	var err error
+	switch req.SnapshotResult {
+	case "ok": // the callback's own result: ok
+	case "failed": // the callback's own result: error
+		err = errors.New("snaphook post says the snapshot failed (--snapshot-result failed)")
+	default:
+		env[hooks.EnvCallbackResult] = "unknown"
+	}
+	h.plan.SetPostEnv(env)
+	return err
 }
 
 // awaitAck waits for pre's acknowledgement of "held". It fails if pre is
@@ -252,14 +318,20 @@ func (h *holder) awaitAck(ctx context.Context) error {
 		}
 		ack <- err
 	}()
+	var err error
 	select {
-	case err := <-ack:
+	case err = <-ack:
 		return err
 	case <-ctx.Done():
-		h.ctrl.Close() // ends the read
-		<-ack
-		return context.Cause(ctx)
+		err = context.Cause(ctx)
+	case <-h.expired:
+		err = h.expiredErr("snaphook pre had not acknowledged the hold")
 	}
+	// End the read, but keep the socket: pre may still read the end of
+	// the plan.
+	_ = h.ctrl.SetReadDeadline(time.Now())
+	<-ack
+	return err
 }
 
 // serve accepts connections until the listener is closed.
@@ -307,28 +379,27 @@ func (h *holder) handle(c *net.UnixConn) {
 			slog.String("pre_config", h.job.ConfigName), slog.String("post_config", msg.Post.Config))
 	}
 
+	if msg.Post.Owner != h.job.Owner {
+		h.log.LogAttrs(context.Background(), slog.LevelWarn, "hold: refused a snaphook post of another run", slog.Int("post_pid", msg.Post.PID))
+		_ = w.send(message{Error: "this hold belongs to another run: not released"})
+		c.Close()
+		return
+	}
+
 	claimed := false
 	h.mu.Lock()
 	switch {
 	case h.state == stateStarting:
 		_ = w.send(message{Error: "not held yet: the pre edges are still running (snaphook pre has not returned)"})
 		c.Close()
-	case h.state == stateDone:
-		// The hold ended without a post; its report is in the result file.
-		if h.consumed || h.result == nil {
-			_ = w.send(message{Error: "the hold has ended and its report was already given to another snaphook post"})
-		} else {
-			h.consumed = true
-			_ = os.Remove(h.job.Files.Result)
-			_ = w.send(message{Done: h.result})
-		}
-		c.Close()
 	case h.post != nil:
 		_ = w.send(message{Error: "another snaphook post is already being served"})
 		c.Close()
-	default:
-		h.post = c
-		h.sink = &msgWriter{c}
+	default: // holding, unwinding after --max-hold, or done: the report is this post's
+		h.post, h.postReq = c, msg.Post
+		if h.state != stateDone {
+			h.sink = &msgWriter{c}
+		}
 		if h.state == stateHolding {
 			h.state = stateUnwinding
 			close(h.postCh)
@@ -341,36 +412,50 @@ func (h *holder) handle(c *net.UnixConn) {
 	}
 }
 
-// finish hands the result to pre, if the plan ended before the hold, or to
-// the post that claimed the hold, or else writes it to the result file for a
-// later post; then it closes the socket, removes it
-// and releases the lock.
+// finish ends the hold, then hands the result to pre, if the plan ended
+// before pre returned, or to the post that claimed the hold or came after
+// its end; if neither waits, the result file keeps it for a later post.
+// The hold ends first (see release), so that once they have the result, a
+// new pre for the same datasets never collides with this one.
 func (h *holder) finish(res holdResult, lockF *os.File) {
 	h.mu.Lock()
 	h.state = stateDone
-	h.result = &res
 	h.sink = nil
-	post := h.post
-	delivered := false
-	if h.pre != nil { // the plan ended before the hold: pre waits for this
-		delivered = msgWriter{h.pre}.send(message{Done: &res}) == nil
-		h.pre = nil
+	h.mu.Unlock()
+	h.ln.Close()
+	h.conns.Wait() // a post that came meanwhile is h.post now
+
+	h.mu.Lock()
+	pre, post := h.pre, h.post
+	h.pre = nil
+	h.mu.Unlock()
+	h.release(res, lockF, pre == nil && post == nil)
+	if pre != nil {
+		_ = msgWriter{pre}.send(message{Done: &res})
 	}
 	if post != nil {
-		delivered = msgWriter{post}.send(message{Done: &res}) == nil
+		_ = msgWriter{post}.send(message{Done: &res})
 		post.Close()
 	}
-	if !delivered {
+}
+
+// release ends the hold under the registry lock: it writes the result file
+// if keep, removes the hold's entry and socket, and releases the hold's
+// lock, so that a pre that sees no entry can take it.
+func (h *holder) release(res holdResult, lockF *os.File, keep bool) {
+	reg, err := lockRegistry(filepath.Dir(h.job.Files.Lock))
+	if err != nil {
+		fmt.Fprintf(h.logFile, "snaphook holder: %v (releasing the hold without it)\n", err)
+	} else {
+		defer reg.unlock()
+	}
+	if keep {
 		if err := writeResult(h.job.Files.Result, res); err != nil {
 			fmt.Fprintf(h.logFile, "snaphook holder: %v\n", err)
 		}
 	}
-	h.mu.Unlock()
-
-	h.ln.Close()
-	h.conns.Wait()
+	_ = os.Remove(h.job.Files.Entry)
 	_ = os.Remove(h.job.Files.Sock)
-	// Let the next pre take over at once, before this process is gone.
 	_ = syscall.Flock(int(lockF.Fd()), syscall.LOCK_UN)
 }
 

@@ -62,7 +62,7 @@ func (h *holder) resultFor(rep hooks.PlanReport, signal string, at time.Time) ho
 	if err != nil { // unreachable: every field encodes
 		j = []byte(`{}`)
 	}
-	return holdResult{Code: code, Text: text.String(), JSON: j}
+	return holdResult{Owner: h.job.Owner, Code: code, Text: text.String(), JSON: j}
 }
 
 // summarize says in one line what became of the hold: the outcome's
@@ -76,12 +76,16 @@ func (h *holder) summarize(rep hooks.PlanReport, o hooks.Outcome) (summary strin
 		also = "; also, " + f
 	}
 	switch {
+	case h.hasExpired() && o.Fate != hooks.FateTaken && o.Fate != hooks.FateSkipped:
+		end := time.Now()
+		if cb.End.After(cb.Begin) {
+			end = cb.End
+		}
+		return fmt.Sprintf("hold expired: %s: no snaphook post came within %s after the holder started; the post edges ran at %s%s", target, h.maxHold, end.Format(time.RFC3339), also), true
 	case o.Fate == hooks.FateTaken && len(o.Failed) == 0:
 		return fmt.Sprintf("ok: %s: the hooks succeeded and held for %s, until snaphook post", target, cb.Duration().Round(time.Millisecond)), false
 	case o.Fate == hooks.FateTaken:
 		return fmt.Sprintf("hook error: %s: the hold lasted until snaphook post, but %s", target, o.FailureSummary()), false
-	case o.Fate == hooks.FateFailed && cb.Report != nil && strings.Contains(cb.Report.Error(), holdExpiredMsg):
-		return fmt.Sprintf("hold expired: %s: no snaphook post came within %s; the post edges ran at %s%s", target, h.maxHold, cb.End.Format(time.RFC3339), also), true
 	case o.Fate == hooks.FateFailed:
 		return fmt.Sprintf("hold failed: %s: %s%s", target, cb.Report.Error(), also), false
 	case o.Fate == hooks.FateInterrupted:
@@ -115,9 +119,10 @@ func writeResult(path string, res holdResult) error {
 	return nil
 }
 
-// readResult reads and removes the result file a hold left without a post.
-// It returns false if there is none.
-func readResult(path string) (holdResult, bool, error) {
+// readResult reads and removes the result file a hold of owner's run left
+// without a post. It returns false if there is none, or if it is another
+// run's (which it leaves alone).
+func readResult(path, owner string) (holdResult, bool, error) {
 	if err := checkPrivate(path, false); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return holdResult{}, false, nil
@@ -128,10 +133,14 @@ func readResult(path string) (holdResult, bool, error) {
 	if err != nil {
 		return holdResult{}, false, err
 	}
-	_ = os.Remove(path)
 	var res holdResult
 	if err := json.Unmarshal(b, &res); err != nil {
+		_ = os.Remove(path)
 		return holdResult{}, false, fmt.Errorf("%s: %w", filepath.Base(path), err)
 	}
+	if res.Owner != owner {
+		return holdResult{}, false, nil
+	}
+	_ = os.Remove(path)
 	return res, true, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/snaphooks/hooks"
 )
 
 // defaultMaxHold is the dead-man switch of a hold: a holder that no post
@@ -27,7 +30,8 @@ const preAbout = `Runs the pre_snapshot edges of the hooks of FILE that match DA
 unless a pre edge with err_is_fatal failed, leaves a holder: a detached
 process that keeps each hook's state (the pinned database sessions, with
 their locks) until "snaphook post" for the same datasets, or until
---max-hold has passed. pre returns as soon as the pre edges are done.
+--max-hold has passed (counted from the start of the pre edges). pre
+returns as soon as the pre edges are done.
 Between pre and post, take the snapshot:
   snaphook pre -c hooks.yml --fs tank/db --snapshot "$S"
   zfs snapshot "tank/db@$S"
@@ -39,6 +43,12 @@ output (sanoid, zfs-autobackup) returns at once. It listens on a Unix socket
 in /run/snaphook (root) or $XDG_RUNTIME_DIR/snaphook (other users), a
 directory only its user may enter, and serves only that user. Its log goes
 to a file next to the socket, and to pre's stderr until pre returns.
+
+Only the post of the same run releases the hold: a run is the process that
+runs both lines (sanoid, zfs-autobackup, the shell of a script), or the ID
+of --hold-id. A hold covers its datasets and, with -r, everything below
+them; a pre whose datasets overlap a live hold fails, and its run's post
+then releases nothing.
 
 Without --fs, the datasets come from sanoid's environment: SANOID_TARGETS
 (comma-separated) and the snapshot name from SANOID_SNAPNAME. So in
@@ -54,8 +64,9 @@ const preExits = `Exit status:
   0   the pre edges ran (a non-fatal pre hook error is logged and reported
       again by post) and the holder holds: take the snapshot, then run post
   2   nothing is held: a pre hook with err_is_fatal failed, pre was
-      interrupted, the datasets are already held by another pre, or the
-      holder could not start; the post edges of the hooks that ran have run
+      interrupted, a live hold overlaps the datasets, --max-hold passed
+      before pre returned, or the holder could not start; the post edges
+      of the hooks that ran have run
   3   nothing is held: a pre hook asked to skip the snapshot (skip_exit_code)
       and no hook failed; the post edges of the hooks before it have run
       (a skip together with a hook error exits 2)
@@ -83,38 +94,37 @@ func holdDatasets(f *scopeFlags) (datasets []string, fromSanoid bool, err error)
 
 // preOptions are the flags of pre.
 type preOptions struct {
-	common           commonFlags
-	snapshot, prefix string
-	maxHold          time.Duration
+	holdFlags
 }
 
 // setupPre defines the flags of pre.
 func setupPre(fset *flag.FlagSet) func([]string, streams) int {
 	o := &preOptions{}
-	o.common.register(fset, flagConfig, flagScope, flagJSON, flagLogLevel)
-	fset.StringVar(&o.snapshot, "snapshot", "", "the snapshot `NAME` for ZREPL_SNAPNAME (default: $SANOID_SNAPNAME, else PREFIX and the UTC time)")
-	fset.StringVar(&o.prefix, "prefix", "snaphook_", "the `PREFIX` of a generated snapshot name")
-	fset.DurationVar(&o.maxHold, "max-hold", defaultMaxHold, "the dead-man switch: if no \"snaphook post\" comes within `DURATION` after the pre edges, the holder runs the post edges by itself, logs an error, and a later post reports \"hold expired\"; > 0")
+	o.register(fset)
 	return o.run
 }
 
 // run is the pre command, after its flags: check them and the config, then
-// start the holder.
+// start the holder. Every exit after the datasets are known but the hold's
+// is remembered for this run's post (see registry.refuse).
 func (o *preOptions) run(args []string, s streams) int {
+	out := newSplitOut("pre", s, &o.common)
 	switch {
 	case o.common.config == "":
-		return usageError(s, "pre", "missing -c FILE")
+		return out.usage("missing -c FILE")
 	case len(args) > 0:
-		return usageError(s, "pre", fmt.Sprintf("unexpected argument %q", args[0]))
+		return out.usage(fmt.Sprintf("unexpected argument %q", args[0]))
 	case o.maxHold <= 0:
-		return usageError(s, "pre", "--max-hold must be more than 0")
+		return out.usage("--max-hold must be more than 0")
+	case o.maxHold > maxMaxHold:
+		return out.usage(fmt.Sprintf("--max-hold %s is longer than the maximum of %s", o.maxHold, maxMaxHold))
 	}
 	if _, err := o.common.level(); err != nil {
-		return usageError(s, "pre", err.Error())
+		return out.usage(err.Error())
 	}
 	datasets, fromSanoid, err := holdDatasets(&o.common.scope)
 	if err != nil {
-		return usageError(s, "pre", err.Error())
+		return out.usage(err.Error())
 	}
 	snapshot := o.snapshot
 	if snapshot == "" && fromSanoid {
@@ -123,59 +133,92 @@ func (o *preOptions) run(args []string, s streams) int {
 	if snapshot == "" {
 		snapshot = o.prefix + time.Now().UTC().Format(snapshotTimeLayout)
 	}
+	out.datasets, out.recursive, out.snapshot = datasets, o.common.scope.recursive, snapshot
 	if err := checkSnapshotName(snapshot); err != nil {
-		return usageError(s, "pre", err.Error())
+		return out.usage(err.Error())
 	}
-	recursive := o.common.scope.recursive
-	name, data, ok := readHooks(o.common.config, s)
+	owner, err := holdOwner(o.holdID)
+	if err != nil {
+		return out.fail(exitUsage, nil, "%v", err)
+	}
+	dir, err := runDir()
+	if err != nil {
+		return out.fail(exitUsage, nil, "%v", err)
+	}
+	job := holdJob{
+		Datasets: datasets, Recursive: out.recursive, Snapshot: snapshot, MaxHold: o.maxHold.String(),
+		LogLevel: o.common.logLevel, Owner: owner, Files: newHoldFiles(dir, datasets, out.recursive),
+	}
+	code := o.hold(&job, out)
+	if code != exitOK {
+		remember(job, fmt.Sprintf("snaphook pre exited %d", code), out)
+	}
+	return out.finish(code)
+}
+
+// hold loads the config into job and starts the holder.
+func (o *preOptions) hold(job *holdJob, out *splitOut) int {
+	name, data, ok := readHooks(o.common.config, out.s)
 	if !ok {
+		out.failJSON(exitUsage, nil, "cannot read the config")
 		return exitUsage
 	}
-	if cfg, list, ok := parseHooks(name, data, s); !ok || !trustHooks("pre", o.common.config, cfg, s) {
+	cfg, list, ok := parseHooks(name, data, out.s)
+	if !ok || !trustHooks("pre", o.common.config, cfg, out.s) {
+		out.failJSON(exitUsage, nil, "bad config")
 		return exitUsage
-	} else if _, err := newHoldPlan(list, datasets, recursive, snapshot, "", nil); err != nil {
-		return usageError(s, "pre", err.Error())
 	}
+	plan, err := newHoldPlan(list, job.Datasets, job.Recursive, job.Snapshot, "", nil)
+	if err != nil {
+		return out.fail(exitUsage, nil, "%v", err)
+	}
+	warnNoHooks("pre", name, job.Datasets, job.Recursive, plan, out.s)
 	if name != stdinName {
 		if abs, err := filepath.Abs(name); err == nil {
 			name = abs
 		}
 	}
-	dir, err := runDir()
-	if err != nil {
-		fmt.Fprintf(s.Stderr, "snaphook pre: %v\n", err)
-		return exitUsage
-	}
-	job := holdJob{
-		ConfigName: name, Config: data, Datasets: datasets, Recursive: recursive,
-		Snapshot: snapshot, MaxHold: o.maxHold.String(), LogLevel: o.common.logLevel,
-		Files: newHoldFiles(dir, datasets, recursive),
-	}
-	return startHolder(job, o.common.json, s)
+	job.ConfigName, job.Config = name, data
+	return startHolder(*job, out)
 }
 
-// startHolder takes the hold's lock, listens on its socket, starts the
-// holder with both, hands it the job and relays its log until it holds or
-// its plan ended.
-func startHolder(job holdJob, jsonOut bool, s streams) int {
-	target := datasetList(job.Datasets, job.Recursive)
-	fail := func(format string, a ...any) int {
-		fmt.Fprintf(s.Stderr, "snaphook pre: "+format+"\n", a...)
-		return exitSnapshotFailed
+// warnNoHooks warns on stderr, also under --quiet, if no hook of the
+// config matches the datasets of plan: most likely a typo in
+// "filesystems", which would otherwise hold, or guard, nothing silently.
+func warnNoHooks(cmd, config string, datasets []string, recursive bool, plan *hooks.Plan, s streams) {
+	if plan.Report().Hooks() > 0 {
+		return
 	}
-	lockF, sockF, err := prepareHold(job.Files)
-	if errors.Is(err, errAlreadyHeld) {
-		return fail("%s is already held by another snaphook pre (socket %s): run snaphook post for it first, or wait for its --max-hold", target, job.Files.Sock)
+	fmt.Fprintf(s.Stderr, "snaphook %s: warning: no hook of %s matches %s: no hook will run (a typo in \"filesystems\"? see snaphook check)\n",
+		cmd, config, datasetList(datasets, recursive))
+}
+
+// remember records in the registry that the pre of job's run did not hold,
+// so that the post of this run releases nothing (and says why).
+func remember(job holdJob, reason string, out *splitOut) {
+	reg, err := lockRegistry(filepath.Dir(job.Files.Lock))
+	if err == nil {
+		err = reg.refuse(job.Owner, job.Files, job.Snapshot, reason)
+		reg.unlock()
 	}
 	if err != nil {
-		return fail("%v", err)
+		fmt.Fprintf(out.s.Stderr, "snaphook pre: remember that this pre did not hold: %v\n", err)
 	}
-	defer lockF.Close() // the holder has its own copy, and keeps the lock
-	defer sockF.Close()
-	cmd, ctrl, err := spawnHolder(job, lockF, sockF)
+}
+
+// startHolder checks that no live hold overlaps job's, takes the hold's
+// lock, listens on its socket, starts the holder with both, registers the
+// hold, hands the holder the job and relays its log until it holds or its
+// plan ended.
+func startHolder(job holdJob, out *splitOut) int {
+	reg, err := lockRegistry(filepath.Dir(job.Files.Lock))
 	if err != nil {
-		_ = os.Remove(job.Files.Sock)
-		return fail("%v", err)
+		return out.fail(exitSnapshotFailed, nil, "%v", err)
+	}
+	cmd, ctrl, code := spawnRegistered(reg, job, out)
+	reg.unlock()
+	if cmd == nil {
+		return code
 	}
 	defer ctrl.Close()
 
@@ -200,9 +243,51 @@ func startHolder(job holdJob, jsonOut bool, s streams) int {
 	if err := (msgWriter{ctrl}).send(message{Job: &job}); err != nil {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
-		return fail("hand the job to the holder: %v", err)
+		return out.fail(exitSnapshotFailed, nil, "hand the job to the holder: %v", err)
 	}
-	return relayUntilHeld(cmd, ctrl, job, jsonOut, s, fail)
+	return relayUntilHeld(cmd, ctrl, job, out)
+}
+
+// spawnRegistered starts the holder of job under the registry lock and
+// registers its hold. It returns the holder and the control socket, or a
+// nil cmd and the exit code of pre, after printing why: another live hold
+// overlaps job's, or the holder could not start.
+func spawnRegistered(reg *registry, job holdJob, out *splitOut) (*exec.Cmd, net.Conn, int) {
+	live, err := reg.live()
+	if err != nil {
+		return nil, nil, out.fail(exitSnapshotFailed, nil, "%v", err)
+	}
+	target := datasetList(job.Datasets, job.Recursive)
+	if e, ok := overlapping(live, job.Datasets, job.Recursive); ok {
+		return nil, nil, out.fail(exitSnapshotFailed, &e, "%s is already held by another snaphook pre (%s): nothing is held; run snaphook post for that hold first, or wait for its --max-hold", target, e.what())
+	}
+	lockF, sockF, err := prepareHold(job.Files)
+	if errors.Is(err, errAlreadyHeld) { // a holder that has not registered: cannot happen under the registry lock
+		return nil, nil, out.fail(exitSnapshotFailed, nil, "%s is already held by another snaphook pre (socket %s)", target, job.Files.Sock)
+	}
+	if err != nil {
+		return nil, nil, out.fail(exitSnapshotFailed, nil, "%v", err)
+	}
+	defer lockF.Close() // the holder has its own copy, and keeps the lock
+	defer sockF.Close()
+	cmd, ctrl, err := spawnHolder(job, lockF, sockF)
+	if err != nil {
+		_ = os.Remove(job.Files.Sock)
+		return nil, nil, out.fail(exitSnapshotFailed, nil, "%v", err)
+	}
+	entry := holdEntry{HolderPID: cmd.Process.Pid, Owner: job.Owner, Datasets: job.Datasets, Recursive: job.Recursive, Snapshot: job.Snapshot}
+	err = reg.add(job.Files, entry)
+	if err == nil {
+		err = reg.forgetRefusals(job.Owner, job.Files)
+	}
+	if err != nil {
+		ctrl.Close()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		_ = os.Remove(job.Files.Sock)
+		return nil, nil, out.fail(exitSnapshotFailed, nil, "%v", err)
+	}
+	return cmd, ctrl, exitOK
 }
 
 // spawnHolder starts the holder, detached, with the lock and the listening
@@ -244,37 +329,40 @@ func spawnHolder(job holdJob, lockF, sockF *os.File) (*exec.Cmd, net.Conn, error
 	return cmd, ctrl, nil
 }
 
-// relayUntilHeld prints the holder's log lines until it reports that it
-// holds (exit 0) or that its plan ended before the hold (the exit code of
-// that plan). fail prints an error and returns its exit code.
-func relayUntilHeld(cmd *exec.Cmd, ctrl net.Conn, job holdJob, jsonOut bool, s streams, fail func(string, ...any) int) int {
+// relayUntilHeld prints the holder's log lines until it confirms that it
+// holds (exit 0) or reports that its plan ended before the hold was
+// confirmed: the pre edges failed or asked to skip, or --max-hold passed
+// before pre could acknowledge the hold (the exit code of that plan).
+func relayUntilHeld(cmd *exec.Cmd, ctrl net.Conn, job holdJob, out *splitOut) int {
 	r := newMsgReader(ctrl)
+	var held *holdInfo
 	for {
 		msg, err := r.next()
 		switch {
 		case err != nil:
 			waitErr := cmd.Wait()
-			return fail("the holder ended before it held %s (%v; %v); its log: %s", datasetList(job.Datasets, job.Recursive), err, waitErr, job.Files.Log)
+			return out.fail(exitSnapshotFailed, nil, "the holder ended before it held %s (%v; %v); its log: %s", datasetList(job.Datasets, job.Recursive), err, waitErr, job.Files.Log)
 		case msg.Log != "":
-			fmt.Fprintln(s.Stderr, msg.Log)
+			fmt.Fprintln(out.log, msg.Log)
 		case msg.Error != "":
 			_ = cmd.Wait()
-			return fail("holder: %s", msg.Error)
+			return out.fail(exitSnapshotFailed, nil, "holder: %s", msg.Error)
 		case msg.Done != nil:
-			// The plan ended before the callback: nothing is held.
+			// The plan ended before the hold was confirmed: nothing is held.
 			_ = cmd.Wait()
-			printResult(s, msg.Done, jsonOut)
+			printResult(out.report, msg.Done, out.json)
 			if msg.Done.Code == exitOK || msg.Done.Code == exitHookError {
-				return exitSnapshotFailed // cannot happen: the callback ran
+				return exitSnapshotFailed // the hold ended before pre could return
 			}
 			return msg.Done.Code
 		case msg.Held != nil:
-			if err := (msgWriter{ctrl}).send(message{Ack: true}); err != nil {
-				_ = cmd.Wait()
-				return fail("acknowledge the hold: %v", err)
-			}
+			// If the hold expired meanwhile, the holder has gone on: its
+			// done follows, and this ack fails or goes unread.
+			held = msg.Held
+			_ = (msgWriter{ctrl}).send(message{Ack: true})
+		case msg.Confirmed && held != nil:
 			_ = cmd.Process.Release()
-			printHeld(s, job, msg.Held, jsonOut)
+			printHeld(out.report, job, held, out.json)
 			return exitOK
 		}
 	}
@@ -282,7 +370,7 @@ func relayUntilHeld(cmd *exec.Cmd, ctrl net.Conn, job holdJob, jsonOut bool, s s
 
 // printHeld prints that the holder holds: the report of the pre edges and a
 // summary, or the JSON object.
-func printHeld(s streams, job holdJob, held *holdInfo, jsonOut bool) {
+func printHeld(w io.Writer, job holdJob, held *holdInfo, jsonOut bool) {
 	summary := fmt.Sprintf("held: %s: the pre edges ran (hooks: %d); holder pid %d waits up to %s for snaphook post",
 		snapshotTarget(job.Datasets, job.Recursive, job.Snapshot), held.Hooks, held.PID, job.MaxHold)
 	if held.PreError {
@@ -293,11 +381,11 @@ func printHeld(s streams, job holdJob, held *holdInfo, jsonOut bool) {
 			Held: true, Datasets: job.Datasets, Recursive: job.Recursive, Snapshot: job.Snapshot,
 			HolderPID: held.PID, MaxHold: job.MaxHold, PreError: held.PreError, Result: summary, Steps: held.Steps,
 		}, "", "  ")
-		fmt.Fprintf(s.Stdout, "%s\n", b)
+		fmt.Fprintf(w, "%s\n", b)
 		return
 	}
-	fmt.Fprintln(s.Stdout, held.Report)
-	fmt.Fprintln(s.Stdout, sanitize(summary))
+	fmt.Fprintln(w, held.Report)
+	fmt.Fprintln(w, sanitize(summary))
 }
 
 // errAlreadyHeld: another holder has the lock of the datasets.

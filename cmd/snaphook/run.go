@@ -30,9 +30,13 @@ snaphook is interrupted.
 CMD takes the snapshot. It runs without a shell, in a process group of its
 own, with stdin from /dev/null and the environment of snaphook plus, as for
 the hooks, ZREPL_FS=DATASET (the first --fs), ZREPL_FS_LIST (every --fs, one
-per line), ZREPL_SNAPNAME=NAME and ZREPL_DRYRUN ("true" or empty). Each hook
-gets ZREPL_FS and ZREPL_FS_LIST of the datasets it matched. So a typical CMD is
-  sh -c 'zfs snapshot "$ZREPL_FS@$ZREPL_SNAPNAME"'
+per line, while it fits in 64 KiB), ZREPL_SNAPNAME=NAME and ZREPL_DRYRUN
+("true" or empty). Each hook gets ZREPL_FS and ZREPL_FS_LIST of the datasets
+it matched. With more than one --fs, each also gets ZREPL_FS_LIST_FILE, a
+private file with the same list, however long. CMD gets ZREPL_CONSISTENCY:
+"application" if a hook ran and every pre edge succeeded, else "crash".
+So a typical CMD is
+  sh -c 'zfs snapshot -o com.example:consistency="$ZREPL_CONSISTENCY" "$ZREPL_FS@$ZREPL_SNAPNAME"'
 Its output is logged line by line, like a hook's.
 
 Logs go to stderr as logfmt. The report, one line per step, goes to stdout
@@ -108,6 +112,7 @@ func (o *runOptions) run(argv []string, s streams) int {
 	if err != nil {
 		return usageError(s, "run", err.Error())
 	}
+	warnNoHooks("run", o.common.config, job.datasets, job.scope.Recursive, plan, s)
 	target := snapshotTarget(job.datasets, job.scope.Recursive, job.name)
 	out := o.startOutput(s, target, plan)
 	log := slog.New(hooks.NewLogfmtHandler(out.log, &slog.HandlerOptions{Level: job.level}))
@@ -196,7 +201,9 @@ func (o *runOptions) callback(job runJob) *hooks.CallbackHook {
 	if o.dryRun {
 		dryRun = "true"
 	}
-	env := hooks.Env{hooks.EnvDryRun: dryRun, hooks.EnvFS: job.datasets[0], hooks.EnvFSList: strings.Join(job.datasets, "\n"), hooks.EnvSnapshot: job.name}
+	// The plan gives CMD the datasets and the snapshot name (and
+	// ZREPL_CONSISTENCY), as it gives them to the hooks.
+	env := hooks.Env{hooks.EnvDryRun: dryRun}
 	return hooks.NewCallbackHook(display, hooks.NewCommandCallback(display, job.cmdPath, job.argv[1:], env, o.timeout), nil)
 }
 
@@ -306,7 +313,7 @@ func exitCodeFor(o hooks.Outcome) int {
 func writeTextReport(w io.Writer, rep hooks.PlanReport, summary string) {
 	fmt.Fprintln(w, sanitize(rep.String()))
 	for i, st := range rep {
-		if st.Status != hooks.StepErr || st.Report == nil {
+		if st.Report == nil || st.Status != hooks.StepErr && !hadWarning(st.Report) {
 			continue
 		}
 		fmt.Fprintf(w, "%02d %s\n", i+1, sanitize(st.Report.String()))
@@ -415,12 +422,13 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// sanitize replaces the control characters of s, except newlines, with "?",
-// so that no text from a config or a hook can send a terminal control
-// sequence or a carriage return to the screen.
+// sanitize replaces the control characters of s (hooks.IsControl: C0, DEL,
+// C1, the bidi controls), except newlines, with "?", so that no text from a
+// config or a hook can send a terminal control sequence or a carriage
+// return to the screen, or reorder what it shows.
 func sanitize(s string) string {
 	return strings.Map(func(r rune) rune {
-		if r != '\n' && (r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0) {
+		if r != '\n' && hooks.IsControl(r) {
 			return '?'
 		}
 		return r

@@ -94,6 +94,7 @@ type holdFiles struct {
 	Lock   string `json:"lock"`   // flock'ed by the holder as long as it holds
 	Result string `json:"result"` // the final report of a hold that ended without a post
 	Log    string `json:"log"`    // the holder's log, rewritten by each hold
+	Entry  string `json:"entry"`  // the hold's entry in the registry (hold_registry.go)
 }
 
 // holdKey names the hold of datasets, recursive or not: a hash of the
@@ -116,7 +117,7 @@ func holdKey(datasets []string, recursive bool) string {
 
 func newHoldFiles(dir string, datasets []string, recursive bool) holdFiles {
 	base := filepath.Join(dir, "hold-"+holdKey(datasets, recursive))
-	return holdFiles{Sock: base + ".sock", Lock: base + ".lock", Result: base + ".result", Log: base + ".log"}
+	return holdFiles{Sock: base + ".sock", Lock: base + ".lock", Result: base + ".result", Log: base + ".log", Entry: base + ".entry"}
 }
 
 // peerUID returns the uid of the process at the other end of conn, as the
@@ -143,16 +144,19 @@ func peerUID(conn *net.UnixConn) (int, error) {
 // JSON, one object per line. Exactly one field is set.
 //
 // Holder to pre (on the control socket): job is the first message, the other
-// way; then log lines, and either held (then pre answers ack) or done.
+// way; then log lines, and either held (then pre answers ack, and the holder
+// confirmed, or done if the hold ended before the ack) or done.
 // Post to holder: post. Holder to post: log lines, then done or error.
 type message struct {
-	Job   *holdJob    `json:"job,omitempty"`
-	Log   string      `json:"log,omitempty"`
-	Held  *holdInfo   `json:"held,omitempty"`
-	Ack   bool        `json:"ack,omitempty"`
-	Post  *postReq    `json:"post,omitempty"`
-	Done  *holdResult `json:"done,omitempty"`
-	Error string      `json:"error,omitempty"`
+	Job  *holdJob  `json:"job,omitempty"`
+	Log  string    `json:"log,omitempty"`
+	Held *holdInfo `json:"held,omitempty"`
+	Ack  bool      `json:"ack,omitempty"`
+	// Confirmed: the holder got the ack while it held.
+	Confirmed bool        `json:"confirmed,omitempty"`
+	Post      *postReq    `json:"post,omitempty"`
+	Done      *holdResult `json:"done,omitempty"`
+	Error     string      `json:"error,omitempty"`
 }
 
 // holdJob is what pre hands the holder. It travels over the control socket,
@@ -165,6 +169,7 @@ type holdJob struct {
 	Snapshot   string    `json:"snapshot"`
 	MaxHold    string    `json:"max_hold"`
 	LogLevel   string    `json:"log_level"`
+	Owner      string    `json:"owner"` // the run that may release the hold (holdOwner)
 	Files      holdFiles `json:"files"`
 }
 
@@ -181,15 +186,21 @@ type holdInfo struct {
 type postReq struct {
 	PID    int    `json:"pid"`
 	Config string `json:"config,omitempty"` // the absolute path of post's -c, if given
+	Owner  string `json:"owner"`            // the run of the post (holdOwner)
+	// Env is the environment of the post, for the post edges.
+	Env []string `json:"env"`
+	// SnapshotResult is post's --snapshot-result: ok, failed or unknown.
+	SnapshotResult string `json:"snapshot_result"`
 }
 
 // holdResult is the final outcome of a hold: what post prints and its exit
 // code. Text is the report as "snaphook run" prints it; JSON is the object
 // "--json" prints.
 type holdResult struct {
-	Code int             `json:"code"`
-	Text string          `json:"text"`
-	JSON json.RawMessage `json:"json"`
+	Owner string          `json:"owner"` // the run of the hold: only its post may read the result
+	Code  int             `json:"code"`
+	Text  string          `json:"text"`
+	JSON  json.RawMessage `json:"json"`
 }
 
 // msgWriter writes messages to w, one JSON object per line.

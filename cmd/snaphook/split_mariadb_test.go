@@ -343,6 +343,39 @@ func TestSplitMariaDB(t *testing.T) {
 		srv.requireUnlocked(t, "after post")
 	})
 
+	t.Run("only_the_own_runs_post_releases_the_lock", func(t *testing.T) {
+		e := newSplitEnv(t)
+		dir := t.TempDir()
+		cfg, _ := srv.lockConfig(t, dir)
+		r, held := e.pre(t, nil, "-c", cfg, "--fs", "tank/db", "--snapshot", "A", "--max-hold", "10m")
+		if r.code != 0 {
+			t.Fatalf("pre A: exit code %d\n%s", r.code, r.stderr)
+		}
+		srv.requireLocked(t, "after pre A")
+		// B, started by the same process after A, overlaps: refused; its
+		// post releases nothing.
+		for _, args := range [][]string{{"--fs", "tank/db"}, {"-r", "--fs", "tank"}} {
+			if r, _ := e.pre(t, nil, append([]string{"-c", cfg}, args...)...); r.code != exitSnapshotFailed {
+				t.Fatalf("pre B %q: exit code %d\n%s", args, r.code, r.stderr)
+			}
+			if p := e.post(t, nil, args...); p.code != exitSnapshotFailed {
+				t.Errorf("post B %q: exit code %d\n%s", args, p.code, p.stderr)
+			}
+			srv.requireLocked(t, fmt.Sprintf("after B's post %q", args))
+		}
+		// Another run's post (a script's shell) releases nothing.
+		other := runSnaphook2(t, e, "/bin/bash", script(t, dir, "other.sh", binary+" post --fs tank/db\n"))
+		if other.code != exitSnapshotFailed || !strings.Contains(other.stderr, "held by another run") {
+			t.Errorf("post of another run: exit code %d\n%s", other.code, other.stderr)
+		}
+		srv.requireLocked(t, "after another run's post")
+		if p := e.post(t, nil, "--fs", "tank/db", "--snapshot", "A"); p.code != 0 {
+			t.Fatalf("post A: exit code %d\n%s", p.code, p.stderr)
+		}
+		srv.requireUnlocked(t, "after post A")
+		awaitHolderGone(t, held.HolderPID, 10*time.Second)
+	})
+
 	t.Run("peer_of_another_uid_refused", func(t *testing.T) {
 		if os.Geteuid() != 0 {
 			t.Skip("needs root to run a client as nobody")

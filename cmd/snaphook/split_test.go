@@ -33,7 +33,9 @@ func newSplitEnv(t *testing.T) *splitEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	return &splitEnv{dir: dir, env: []string{runDirEnv + "=" + dir}}
+	// A race-enabled binary sleeps 1 s at exit (GORACE atexit_sleep_ms),
+	// which would make 100 back-to-back cycles take minutes.
+	return &splitEnv{dir: dir, env: []string{runDirEnv + "=" + dir, "GORACE=atexit_sleep_ms=0"}}
 }
 
 // heldOutput is the part of "snaphook pre --json" the tests look at.
@@ -144,6 +146,10 @@ func TestSplitPrePostCommandHooks(t *testing.T) {
 	r2, _ := e.pre(t, env, "-c", cfg, "--fs", "tank/db")
 	if r2.code != exitSnapshotFailed || !strings.Contains(r2.stderr, "tank/db is already held by another snaphook pre") {
 		t.Errorf("second pre: exit code %d, stderr:\n%s", r2.code, r2.stderr)
+	}
+	// Its post (same parent process) releases nothing: that pre did not hold.
+	if p2 := e.post(t, env, "--fs", "tank/db"); p2.code != exitSnapshotFailed || !strings.Contains(p2.stderr, "did not hold it") {
+		t.Errorf("post after the refused pre: exit code %d, stderr:\n%s", p2.code, p2.stderr)
 	}
 
 	p := e.post(t, env, "--fs", "tank/db")

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+
+	"github.com/armon/circbuf"
+	"github.com/snaphooks/hooks"
+)
+
+// The bounds of the holder's log file, which lives in the run directory —
+// on tmpfs, in memory: its first holderLogHead bytes as they come, and, if
+// there were more, its last holderLogTail bytes at the end of the hold
+// after a record that says how much was dropped between the two.
+const (
+	holderLogHead = 1 << 20
+	holderLogTail = 1 << 20
+)
+
+// cappedLog is the holder's log file, bounded as holderLogHead and
+// holderLogTail say. It is safe for concurrent use.
+type cappedLog struct {
+	mu      sync.Mutex // guards the fields below
+	w       io.Writer
+	written int64           // bytes written to w
+	tail    *circbuf.Buffer // the bytes after the head, once it is full
+}
+
+func newCappedLog(w io.Writer) *cappedLog { return &cappedLog{w: w} }
+
+// Write writes p to the file while the head has room, else keeps it in
+// the tail. It never fails.
+func (c *cappedLog) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tail == nil && c.written+int64(len(p)) <= holderLogHead {
+		n, _ := c.w.Write(p)
+		c.written += int64(n)
+		return len(p), nil
+	}
+	if c.tail == nil {
+		c.tail, _ = circbuf.NewBuffer(holderLogTail) // size > 0: no error
+	}
+	_, _ = c.tail.Write(p)
+	return len(p), nil
+}
+
+// close writes the tail, if any, after a record that says how many bytes
+// were dropped.
+func (c *cappedLog) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tail == nil {
+		return
+	}
+	held := c.tail.Bytes()
+	if c.tail.TotalWritten() > int64(len(held)) {
+		// The oldest held record may have lost its beginning.
+		if i := bytes.IndexByte(held, '\n'); i >= 0 {
+			held = held[i+1:]
+		}
+	}
+	dropped := c.tail.TotalWritten() - int64(len(held))
+	log := slog.New(hooks.NewLogfmtHandler(c.w, nil))
+	log.LogAttrs(context.Background(), slog.LevelWarn, "holder log: records dropped to bound this file; the last ones follow",
+		slog.Int64("dropped_bytes", dropped), slog.Int64("head_bytes", holderLogHead), slog.Int64("tail_bytes", holderLogTail))
+	_, _ = c.w.Write(held)
+	c.tail = nil
+}
