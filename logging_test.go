@@ -244,10 +244,12 @@ func (w *writeRecorder) Write(p []byte) (int, error) {
 }
 
 // logfmtKey is what a key becomes in logfmt, as NewLogfmtHandler documents:
-// the runes a key cannot hold dropped, "!BADKEY" if none is left.
+// the runes a key cannot hold (space, '=', '"', invalid UTF-8) and every
+// control rune (IsControl: C0, DEL, C1, bidi) dropped, "!BADKEY" if none is
+// left.
 func logfmtKey(k string) string {
 	k = strings.Map(func(r rune) rune {
-		if r <= ' ' || r == '=' || r == '"' || r == 0x7f || r == utf8.RuneError {
+		if r <= ' ' || r == '=' || r == '"' || r == utf8.RuneError || IsControl(r) {
 			return -1
 		}
 		return r
