@@ -2,7 +2,9 @@
 
 package e2e_test
 
-// The numbers of the README's "Snapshots of live databases" table, from
+// The numbers of the "Snapshots of live databases" tables of
+// docs/performance.md, and of the block-level writer stall of
+// docs/consistency.md (BenchmarkBlockWriterStall, in block_test.go), from
 // `scripts/e2e.sh --bench`: each benchmark runs SNAPHOOKS_E2E_ROUNDS rounds
 // of every case, interleaved, and reports medians. Run them with
 // -benchtime 1x: one benchmark iteration is all the rounds.
@@ -20,10 +22,21 @@ import (
 // idle case is the same writer over a window as long as a snapshot, with no
 // snapshot: its own jitter.
 func BenchmarkMariaDBWriterStall(b *testing.B) {
+	env := newMyEnv(b)
+	cases := []myStrategy{{name: "no hook"}}
+	for _, typ := range lockHookTypes {
+		cases = append(cases, myStrategy{name: typ, lock: myLockList(b, env, typ)})
+	}
+	writerStall(b, env, "writer stall", "snapshot of both subvolumes", cases)
+}
+
+// writerStall runs SNAPHOOKS_E2E_ROUNDS rounds of every case (the first is
+// "no hook") and of the idle writer, and logs the medians as result lines
+// that start with label; what names the snapshot's column.
+func writerStall(b *testing.B, env *myEnv, label, what string, cases []myStrategy) {
 	if b.N > 1 {
 		b.Fatal("one iteration runs every round: use -benchtime 1x")
 	}
-	env := newMyEnv(b)
 	db := setupMySchema(b, env)
 	p := &myPrimary{env: env, db: db, w: startMyWriter(b, db)}
 	rounds := envInt(b, "SNAPHOOKS_E2E_ROUNDS", 7)
@@ -34,10 +47,6 @@ func BenchmarkMariaDBWriterStall(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	cases := []myStrategy{{name: "no hook"}}
-	for _, typ := range lockHookTypes {
-		cases = append(cases, myStrategy{name: typ, lock: myLockList(b, env, typ)})
-	}
 	gaps := make(map[string][]time.Duration)
 	snaps := make(map[string][]time.Duration)
 	plans := make(map[string][]time.Duration)
@@ -49,12 +58,13 @@ func BenchmarkMariaDBWriterStall(b *testing.B) {
 			gaps[s.name] = append(gaps[s.name], gap)
 			snaps[s.name] = append(snaps[s.name], r.callback)
 			plans[s.name] = append(plans[s.name], r.end.Sub(r.begin))
-			deleteSubvolume(b, r.data.snap)
-			deleteSubvolume(b, r.log.snap)
+			deleteSnapshot(b, r.data)
+			deleteSnapshot(b, r.log)
 		}
 		// The writer alone, over a window as long as the last bare snapshot:
 		// a measuring interval, not a wait for anything.
-		window := snaps["no hook"][len(snaps["no hook"])-1]
+		bare := snaps[cases[0].name]
+		window := bare[len(bare)-1]
 		from := time.Now()
 		time.Sleep(window)
 		to := time.Now()
@@ -64,16 +74,16 @@ func BenchmarkMariaDBWriterStall(b *testing.B) {
 	}
 
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/float64(time.Millisecond)) }
-	result(b, "writer stall (%d rounds, median (min–max)) | case | longest gap between commits | snapshot of both subvolumes | whole plan", rounds)
-	result(b, "writer stall | writer alone, no snapshot | %s | | ", spread(gaps["idle"], ms))
+	result(b, "%s (%d rounds, median (min–max)) | case | longest gap between commits | %s | whole plan", label, rounds, what)
+	result(b, "%s | writer alone, no snapshot | %s | | ", label, spread(gaps["idle"], ms))
 	for _, s := range cases {
-		result(b, "writer stall | %s | %s | %s | %s", s.name, spread(gaps[s.name], ms), spread(snaps[s.name], ms), spread(plans[s.name], ms))
+		result(b, "%s | %s | %s | %s | %s", label, s.name, spread(gaps[s.name], ms), spread(snaps[s.name], ms), spread(plans[s.name], ms))
 		b.ReportMetric(float64(median(gaps[s.name]))/float64(time.Millisecond), "stall-ms-"+metricName(s.name))
 	}
 	p.w.mu.Lock()
 	commits := len(p.w.commits)
 	p.w.mu.Unlock()
-	result(b, "writer stall: the writer committed %d transactions", commits)
+	result(b, "%s: the writer committed %d transactions", label, commits)
 }
 
 // BenchmarkPostgresRestore measures what postgres-checkpoint buys a restore:

@@ -7,6 +7,14 @@
 // a hook list file that holds the lock user's DSN and is removed after the
 // run.
 //
+// The tests named TestBlock* take block-level snapshots instead, of a second
+// MariaDB and PostgreSQL whose data and logs are on two XFS volumes each
+// (loop devices over files on the btrfs filesystem): a volume snapshot is a
+// reflink copy of the backing file, taken one volume after the other, and
+// the restore mounts the copies. Their fsfreeze rows use a stand-in, a
+// command hook that runs util-linux fsfreeze, until the fsfreeze hook type
+// exists.
+//
 // The tests are in files with the build tag e2e, so `go test ./...` does not
 // build them. Run them with scripts/e2e.sh (as root), which makes the btrfs
 // filesystem, starts the servers on its subvolumes, runs
@@ -30,6 +38,14 @@
 //	SNAPHOOKS_E2E_PG_ADMIN_DSN superuser (writer, checks)
 //	SNAPHOOKS_E2E_PG_CHKPT_DSN pg_checkpoint only: the DSN of the postgres-checkpoint hook
 //	SNAPHOOKS_E2E_TRIES        tries of each negative case
+//	SNAPHOOKS_E2E_BLOCK_IMAGES the directory (on btrfs) of the volumes' backing files
+//	                           NAME.img and of their snapshots
+//	SNAPHOOKS_E2E_BLOCK_MY_DATA, _MY_LOG, _PG_DATA, _PG_WAL
+//	                           mount points of the volumes (NAME is the last element),
+//	                           as SNAPHOOKS_E2E_MY_DATA ... are the subvolumes
+//	SNAPHOOKS_E2E_BLOCK_MY_ADMIN_DSN, _MY_LOCK_DSN, _PG_ADMIN_DSN, _PG_CHKPT_DSN
+//	                           the DSNs of the servers on the volumes
+//	SNAPHOOKS_E2E_BLOCK_TRIES  tries of each case of the block-level tests
 //	SNAPHOOKS_E2E_ROUNDS       rounds of each benchmark case
 //
 // Measurements are logged as lines that start with "RESULT ", which the

@@ -68,12 +68,14 @@ func result(t testing.TB, format string, args ...any) {
 // snapSeq numbers the snapshots of a test run, so that names never clash.
 var snapSeq atomic.Int64
 
-// subvol is a btrfs subvolume that a snapshot covers: the live one, and
-// where its read-only snapshot goes.
+// subvol is what a snapshot covers: a btrfs subvolume, or with block set the
+// backing file of a loop-mounted volume (see block_test.go); the live one,
+// and where its snapshot goes.
 type subvol struct {
-	name string // short name, for logs: "data", "log", "wal"
-	live string // the live subvolume
-	snap string // path of the read-only snapshot, set by newSnapshotSet
+	name  string // short name, for logs: "data", "log", "wal"
+	live  string // the live subvolume, or the volume's backing file
+	snap  string // path of the read-only snapshot (set by newSnapshotSet), or of the file's copy
+	block bool   // a volume: its snapshot is a reflink copy, its restore a mount of that copy
 }
 
 // newSnapshotSet returns the subvolumes with fresh snapshot paths under
@@ -95,23 +97,34 @@ func newSnapshotSet(t testing.TB, prefix string, live map[string]string, order .
 // btrfs returns the path of the btrfs program.
 func btrfs(t testing.TB) string {
 	t.Helper()
-	p, err := exec.LookPath("btrfs")
+	return lookPath(t, "btrfs")
+}
+
+// lookPath returns the path of the program name.
+func lookPath(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
 	if err != nil {
-		t.Fatalf("btrfs-progs: %v", err)
+		t.Fatalf("%s: %v", name, err)
 	}
 	return p
 }
 
-// snapshotCallback returns a plan callback that takes a read-only btrfs
-// snapshot of each subvolume of set, in order, through
-// hooks.NewCommandCallback. between, when not nil, runs after snapshot i
-// (before snapshot i+1); its error fails the callback.
+// snapshotCallback returns a plan callback that takes a snapshot of each
+// subvolume of set, in order, through hooks.NewCommandCallback: a read-only
+// btrfs snapshot, or of a volume a reflink copy of its backing file (a
+// block-level, point-in-time copy). between, when not nil, runs after
+// snapshot i (before snapshot i+1); its error fails the callback.
 func snapshotCallback(t testing.TB, set []subvol, between func(ctx context.Context, i int) error) hooks.HookJobCallback {
 	t.Helper()
-	bin := btrfs(t)
 	var cbs []hooks.HookJobCallback
 	for _, sv := range set {
-		cbs = append(cbs, hooks.NewCommandCallback("btrfs snapshot "+sv.name, bin,
+		if sv.block {
+			cbs = append(cbs, hooks.NewCommandCallback("volume snapshot "+sv.name, lookPath(t, "cp"),
+				[]string{"--reflink=always", sv.live, sv.snap}, nil, time.Minute))
+			continue
+		}
+		cbs = append(cbs, hooks.NewCommandCallback("btrfs snapshot "+sv.name, btrfs(t),
 			[]string{"-q", "subvolume", "snapshot", "-r", sv.live, sv.snap}, nil, time.Minute))
 	}
 	return func(ctx context.Context) error {
@@ -153,15 +166,32 @@ func runPlan(t testing.TB, ctx context.Context, list *hooks.List, fs string, cb 
 // restoreCopy makes a writable snapshot of the read-only snapshot of sv, as a
 // restore would, and returns its path. It is deleted when the test ends
 // (after the servers started later are stopped: cleanups run last first).
-func restoreCopy(t testing.TB, sv subvol) string {
+// The copy of a volume is mounted instead (see mountVolume); the error is
+// why it would not mount. Anything else that fails, fails the test.
+func restoreCopy(t testing.TB, sv subvol) (string, error) {
 	t.Helper()
+	if sv.block {
+		return mountVolume(t, sv)
+	}
 	dst := sv.snap + "-rw"
 	t.Cleanup(func() { deleteSubvolume(t, dst) })
 	out, err := exec.Command(btrfs(t), "-q", "subvolume", "snapshot", sv.snap, dst).CombinedOutput()
 	if err != nil {
 		t.Fatalf("restore %s: btrfs subvolume snapshot: %v: %s", sv.snap, err, out)
 	}
-	return dst
+	return dst, nil
+}
+
+// deleteSnapshot deletes the snapshot of sv, if there is one.
+func deleteSnapshot(t testing.TB, sv subvol) {
+	t.Helper()
+	if !sv.block {
+		deleteSubvolume(t, sv.snap)
+		return
+	}
+	if err := os.Remove(sv.snap); err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("delete the volume snapshot %s: %v", sv.snap, err)
+	}
 }
 
 // deleteSubvolume deletes the subvolume at path, if there is one.

@@ -50,35 +50,6 @@ const (
 // the transaction's id into each before it commits.
 var myNonTx = []string{"audit_aria", "audit_myisam"}
 
-// myEnv is what a MariaDB test needs from scripts/e2e.sh.
-type myEnv struct {
-	admin    *mysql.Config // all privileges; DBName e2e
-	lockDSN  string        // RELOAD only, for the lock hooks
-	data     string        // the datadir subvolume
-	log      string        // the redo log subvolume
-	mariadbd string
-	opts     []string
-	tmp      string
-}
-
-func newMyEnv(t testing.TB) *myEnv {
-	t.Helper()
-	cfg, err := mysql.ParseDSN(getenv(t, "SNAPHOOKS_E2E_MY_ADMIN_DSN"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.DBName = "e2e"
-	return &myEnv{
-		admin:    cfg,
-		lockDSN:  getenv(t, "SNAPHOOKS_E2E_MY_LOCK_DSN"),
-		data:     getenv(t, "SNAPHOOKS_E2E_MY_DATA"),
-		log:      getenv(t, "SNAPHOOKS_E2E_MY_LOG"),
-		mariadbd: getenv(t, "SNAPHOOKS_E2E_MARIADBD"),
-		opts:     strings.Fields(getenv(t, "SNAPHOOKS_E2E_MY_OPTS")),
-		tmp:      getenv(t, "SNAPHOOKS_E2E_TMP"),
-	}
-}
-
 // openMy opens cfg (with the server at addr when addr is not "") and closes
 // it when the test ends.
 func openMy(t testing.TB, cfg *mysql.Config, addr string) *sql.DB {
@@ -287,36 +258,41 @@ func myCheckpoint(ctx context.Context, db *sql.DB) (uint64, error) {
 	return strconv.ParseUint(v, 10, 64)
 }
 
-// myLockList builds the hook list of one lock hook of type typ for the
-// datasets below myDatasetRoot, through hooks.ListFromConfig as a
-// configuration file would.
-func myLockList(t testing.TB, env *myEnv, typ string) *hooks.List {
-	t.Helper()
-	list, err := hooks.ListFromConfig(&hooks.HookList{{
-		Type:        typ,
-		DSN:         env.lockDSN,
-		ErrIsFatal:  true,
-		Timeout:     time.Minute,
-		Filesystems: map[string]bool{myDatasetRoot + "<": true},
-	}})
-	if err != nil {
-		t.Fatalf("hook type %q: %v", typ, err)
+// awaitCheckpointMove waits until InnoDB's checkpoint LSN is past from, or
+// wait passed: then it returns nil, and the round reports that the
+// checkpoint did not move.
+func awaitCheckpointMove(ctx context.Context, db *sql.DB, from uint64, wait time.Duration) error {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(wait)
+	for {
+		c, err := myCheckpoint(ctx, db)
+		if err != nil || c > from {
+			return err
+		}
+		select {
+		case <-deadline:
+			return nil
+		case <-tick.C:
+		}
 	}
-	return list
 }
 
 // myOutcome is what a copy of the snapshots turned out to be.
 type myOutcome struct {
+	mountErr string        // why a volume's copy would not mount; "" if it did (or on subvolumes)
 	startErr string        // why the server did not come up; "" if it did
 	ready    time.Duration // how long it took to accept connections
 	repaired []string      // tables CHECK TABLE flagged (then repaired, before the checks)
 	problems []string      // broken invariants and lost transactions
 }
 
-func (o myOutcome) started() bool    { return o.startErr == "" }
+func (o myOutcome) started() bool    { return o.mountErr == "" && o.startErr == "" }
 func (o myOutcome) consistent() bool { return o.started() && len(o.problems) == 0 }
 func (o myOutcome) String() string {
 	switch {
+	case o.mountErr != "":
+		return "would not mount: " + o.mountErr
 	case !o.started():
 		return "would not start: " + o.startErr
 	case len(o.problems) == 0 && len(o.repaired) == 0:
@@ -342,7 +318,17 @@ func (o myOutcome) String() string {
 // server and the copies are gone when the test ends.
 func checkMyCopy(t testing.TB, env *myEnv, r snapped) myOutcome {
 	t.Helper()
-	dataCopy, logCopy := restoreCopy(t, r.data), restoreCopy(t, r.log)
+	var out myOutcome
+	dataCopy, err := restoreCopy(t, r.data)
+	if err != nil {
+		out.mountErr = err.Error()
+		return out
+	}
+	logCopy, err := restoreCopy(t, r.log)
+	if err != nil {
+		out.mountErr = err.Error()
+		return out
+	}
 	name := filepath.Base(r.data.snap)
 	port := freePort(t)
 	args := append([]string{"--no-defaults", "--user=mysql", "--datadir=" + dataCopy,
@@ -357,8 +343,6 @@ func checkMyCopy(t testing.TB, env *myEnv, r snapped) myOutcome {
 	srv := startServer(t, "mariadbd on "+name, logPath, lookupAccount(t, "mysql"), nil, syscall.SIGKILL, env.mariadbd, args...)
 
 	db := openMy(t, env.admin, fmt.Sprintf("127.0.0.1:%d", port))
-	var out myOutcome
-	var err error
 	out.ready, err = srv.awaitReady(myReadyTimeout, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -472,7 +456,7 @@ type myRound struct {
 
 // myTally sums up rounds for the report.
 func myTally(rounds []myRound) string {
-	var ok, repair, bad, nostart, moved int
+	var ok, repair, bad, nomount, nostart, moved int
 	var examples []string
 	var ready []time.Duration
 	for _, r := range rounds {
@@ -480,6 +464,8 @@ func myTally(rounds []myRound) string {
 			ready = append(ready, r.out.ready)
 		}
 		switch {
+		case r.out.mountErr != "":
+			nomount++
 		case !r.out.started():
 			nostart++
 		case r.out.consistent() && len(r.out.repaired) == 0:
@@ -501,8 +487,11 @@ func myTally(rounds []myRound) string {
 		}
 	}
 	sec := func(d time.Duration) string { return fmt.Sprintf("%.1f", d.Seconds()) }
-	s := fmt.Sprintf("%d tries: %d consistent, %d inconsistent, %d needed repair, %d would not start; checkpoint moved between the snapshots in %d; copies started in %s s",
-		len(rounds), ok, bad, repair, nostart, moved, spread(ready, sec))
+	s := fmt.Sprintf("%d tries: %d consistent, %d inconsistent, %d needed repair, %d would not start", len(rounds), ok, bad, repair, nostart)
+	if nomount > 0 {
+		s += fmt.Sprintf(", %d would not mount", nomount)
+	}
+	s += fmt.Sprintf("; checkpoint moved between the snapshots in %d; copies started in %s s", moved, spread(ready, sec))
 	if len(examples) > 0 {
 		s += "; e.g. " + strings.Join(examples, " | ")
 	}
@@ -522,8 +511,10 @@ type myStrategy struct {
 	// anything between two plans, or the machine is busy.
 	commitBetween bool
 	// flushing makes InnoDB flush dirty pages while the lock is held, and
-	// waits (up to 20 s) for its checkpoint to move between the snapshots.
-	flushing bool
+	// waits (up to flushWait, 20 s when 0) for its checkpoint to move
+	// between the snapshots.
+	flushing  bool
+	flushWait time.Duration
 }
 
 // myPrimary is the primary MariaDB under its writer.
@@ -553,7 +544,7 @@ func snapRound(t testing.TB, p *myPrimary, s myStrategy) snapped {
 	env, db, w := p.env, p.db, p.w
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	set := newSnapshotSet(t, "my", map[string]string{"data": env.data, "log": env.log}, "data", "log")
+	set := env.snapshotSet(t, "my")
 	r := snapped{data: set[0], log: set[1]}
 	if s.flushing {
 		for _, q := range []string{"SET GLOBAL innodb_max_dirty_pages_pct = 0", "UPDATE filler SET n = n + 1"} {
@@ -580,20 +571,11 @@ func snapRound(t testing.TB, p *myPrimary, s myStrategy) snapped {
 		if !s.flushing {
 			return nil
 		}
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		deadline := time.After(20 * time.Second)
-		for {
-			c, err := myCheckpoint(ctx, db)
-			if err != nil || c > ckptFirst {
-				return err
-			}
-			select {
-			case <-deadline:
-				return nil // reported: the checkpoint did not move
-			case <-tick.C:
-			}
+		wait := s.flushWait
+		if wait == 0 {
+			wait = 20 * time.Second
 		}
+		return awaitCheckpointMove(ctx, db, ckptFirst, wait)
 	}
 	timed := func(cb hooks.HookJobCallback) hooks.HookJobCallback {
 		return func(ctx context.Context) error {
@@ -636,6 +618,22 @@ func snapRound(t testing.TB, p *myPrimary, s myStrategy) snapped {
 	return r
 }
 
+// measureMy takes n rounds of snapshots with strategy s, each in a subtest,
+// and checks a copy of each.
+func measureMy(t *testing.T, p *myPrimary, s myStrategy, n int) []myRound {
+	t.Helper()
+	var rounds []myRound
+	for i := range n {
+		t.Run(fmt.Sprintf("try%d", i+1), func(t *testing.T) {
+			r := snapRound(t, p, s)
+			out := checkMyCopy(t, p.env, r)
+			t.Logf("%s: %s (checkpoint moved: %v)", s.name, out, r.ckptMoved)
+			rounds = append(rounds, myRound{out: out, ckptMoved: r.ckptMoved})
+		})
+	}
+	return rounds
+}
+
 // TestMariaDBSnapshot snapshots MariaDB's datadir and redo log subvolumes
 // under a concurrent writer. With a lock hook around both snapshots, every
 // copy whose snapshots the InnoDB checkpoint did not separate must start,
@@ -649,18 +647,7 @@ func TestMariaDBSnapshot(t *testing.T) {
 	p := &myPrimary{env: env, db: db, w: startMyWriter(t, db)}
 	tries := envInt(t, "SNAPHOOKS_E2E_TRIES", 5)
 
-	measure := func(t *testing.T, s myStrategy, n int) []myRound {
-		var rounds []myRound
-		for i := range n {
-			t.Run(fmt.Sprintf("try%d", i+1), func(t *testing.T) {
-				r := snapRound(t, p, s)
-				out := checkMyCopy(t, env, r)
-				t.Logf("%s: %s (checkpoint moved: %v)", s.name, out, r.ckptMoved)
-				rounds = append(rounds, myRound{out: out, ckptMoved: r.ckptMoved})
-			})
-		}
-		return rounds
-	}
+	measure := func(t *testing.T, s myStrategy, n int) []myRound { return measureMy(t, p, s, n) }
 
 	for _, typ := range lockHookTypes {
 		t.Run(typ, func(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -36,25 +37,48 @@ const (
 type pgEnv struct {
 	admin     *pgx.ConnConfig
 	chkptDSN  string
-	data, wal string // the subvolumes holding "data" and "wal"
+	data, wal string // the subvolumes (or volumes: their mount points) holding "data" and "wal"
+	images    string // of the server on volumes: the directory of their backing files; "" on subvolumes
 	bin       string
 	tmp       string
 }
 
+// newPgEnv returns the environment of the PostgreSQL on btrfs subvolumes.
 func newPgEnv(t testing.TB) *pgEnv {
 	t.Helper()
-	cfg, err := pgx.ParseConfig(getenv(t, "SNAPHOOKS_E2E_PG_ADMIN_DSN"))
+	return newPgEnvFrom(t, "SNAPHOOKS_E2E_")
+}
+
+// newPgEnvFrom returns the environment of the PostgreSQL whose variables
+// start with prefix (see newMyEnvFrom).
+func newPgEnvFrom(t testing.TB, prefix string) *pgEnv {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(getenv(t, prefix+"PG_ADMIN_DSN"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &pgEnv{
+	env := &pgEnv{
 		admin:    cfg,
-		chkptDSN: getenv(t, "SNAPHOOKS_E2E_PG_CHKPT_DSN"),
-		data:     getenv(t, "SNAPHOOKS_E2E_PG_DATA"),
-		wal:      getenv(t, "SNAPHOOKS_E2E_PG_WAL"),
+		chkptDSN: getenv(t, prefix+"PG_CHKPT_DSN"),
+		data:     getenv(t, prefix+"PG_DATA"),
+		wal:      getenv(t, prefix+"PG_WAL"),
 		bin:      getenv(t, "SNAPHOOKS_E2E_PG_BIN"),
 		tmp:      getenv(t, "SNAPHOOKS_E2E_TMP"),
 	}
+	if prefix == blockPrefix {
+		env.images = getenv(t, blockPrefix+"IMAGES")
+	}
+	return env
+}
+
+// snapshotSet returns where a round's snapshots of the data and WAL go.
+func (env *pgEnv) snapshotSet(t testing.TB, prefix string) []subvol {
+	t.Helper()
+	live := map[string]string{"data": env.data, "wal": env.wal}
+	if env.images != "" {
+		return newVolumeSet(t, env.images, prefix, live, "data", "wal")
+	}
+	return newSnapshotSet(t, prefix, live, "data", "wal")
 }
 
 // pgConnect connects as the admin, to port when it is not 0, and closes the
@@ -146,26 +170,86 @@ type pgRestore struct {
 // before the snapshot; the test fails otherwise.
 func pgRound(t testing.TB, env *pgEnv, admin *pgx.Conn, w *pgWriter, list *hooks.List) pgRestore {
 	t.Helper()
+	out := pgCheckCopy(t, env, pgSnap(t, env, admin, w, list, pgBulkRows, nil))
+	if !out.started() {
+		t.Fatalf("the copy did not start: %s", out)
+	}
+	for _, p := range out.problems {
+		t.Error(p)
+	}
+	return out.res
+}
+
+// pgSnapped is what pgSnap took.
+type pgSnapped struct {
+	set         []subvol // data, wal
+	ackedBefore int64    // transactions acknowledged when the callback began
+	bulkRows    int64
+	pre         time.Duration // the hooks' pre edges
+}
+
+// pgSnap makes WAL (a checkpoint, then bulkRows rows) and snapshots the data
+// and WAL through a plan of list; between, when not nil, runs between the
+// two snapshots.
+func pgSnap(t testing.TB, env *pgEnv, admin *pgx.Conn, w *pgWriter, list *hooks.List, bulkRows int64, between func(context.Context, int) error) pgSnapped {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	pgExec(t, ctx, admin, "TRUNCATE bulk", "CHECKPOINT",
-		fmt.Sprintf("INSERT INTO bulk SELECT g, repeat('x', 200) FROM generate_series(1, %d) g", pgBulkRows))
+		fmt.Sprintf("INSERT INTO bulk SELECT g, repeat('x', 200) FROM generate_series(1, %d) g", bulkRows))
 
-	set := newSnapshotSet(t, "pg", map[string]string{"data": env.data, "wal": env.wal}, "data", "wal")
-	var ackedBefore int64
-	cb := snapshotCallback(t, set, nil)
+	r := pgSnapped{set: env.snapshotSet(t, "pg"), bulkRows: bulkRows}
+	cb := snapshotCallback(t, r.set, between)
 	rep := runPlan(t, ctx, list, pgDataset, func(ctx context.Context) error {
-		ackedBefore = w.acked.Load()
+		r.ackedBefore = w.acked.Load()
 		return cb(ctx)
 	})
-	var res pgRestore
 	for _, s := range rep {
 		if s.Edge == hooks.Pre {
-			res.pre += s.Duration()
+			r.pre += s.Duration()
 		}
 	}
+	return r
+}
 
-	dataCopy, walCopy := restoreCopy(t, set[0]), restoreCopy(t, set[1])
+// pgOutcome is what a copy of the snapshots turned out to be.
+type pgOutcome struct {
+	mountErr string // why a volume's copy would not mount
+	startErr string // why the server did not come up
+	problems []string
+	res      pgRestore
+}
+
+func (o pgOutcome) started() bool { return o.mountErr == "" && o.startErr == "" }
+func (o pgOutcome) String() string {
+	switch {
+	case o.mountErr != "":
+		return "would not mount: " + o.mountErr
+	case o.startErr != "":
+		return "would not start: " + o.startErr
+	case len(o.problems) > 0:
+		return "inconsistent: " + strings.Join(o.problems, "; ")
+	}
+	return "consistent"
+}
+
+// pgCheckCopy restores the snapshots of r, starts a server on the copies and
+// checks that it recovered every row committed before the snapshot.
+func pgCheckCopy(t testing.TB, env *pgEnv, r pgSnapped) pgOutcome {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	out := pgOutcome{res: pgRestore{pre: r.pre}}
+	dataCopy, err := restoreCopy(t, r.set[0])
+	if err != nil {
+		out.mountErr = err.Error()
+		return out
+	}
+	walCopy, err := restoreCopy(t, r.set[1])
+	if err != nil {
+		out.mountErr = err.Error()
+		return out
+	}
 	dataDir := filepath.Join(dataCopy, "data")
 	// The copy's pg_wal is a symlink to the live WAL directory: point it at
 	// the WAL copy. The copy's postmaster.pid names the live server, which
@@ -182,13 +266,12 @@ func pgRound(t testing.TB, env *pgEnv, admin *pgx.Conn, w *pgWriter, list *hooks
 
 	pg := lookupAccount(t, "postgres")
 	port := freePort(t)
-	logPath := filepath.Join(env.tmp, filepath.Base(set[0].snap)+".log")
-	srv := startServer(t, "postgres on "+filepath.Base(set[0].snap), logPath, pg, &pg, syscall.SIGQUIT,
+	logPath := filepath.Join(env.tmp, filepath.Base(r.set[0].snap)+".log")
+	srv := startServer(t, "postgres on "+filepath.Base(r.set[0].snap), logPath, pg, &pg, syscall.SIGQUIT,
 		filepath.Join(env.bin, "postgres"), "-D", dataDir, "-p", strconv.Itoa(port), "-k", env.tmp,
 		"-c", "listen_addresses=127.0.0.1", "-c", "logging_collector=off")
 	var conn *pgx.Conn
-	var err error
-	res.ready, err = srv.awaitReady(pgReadyTimeout, func() error {
+	out.res.ready, err = srv.awaitReady(pgReadyTimeout, func() error {
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		cfg := env.admin.Copy()
@@ -197,37 +280,54 @@ func pgRound(t testing.TB, env *pgEnv, admin *pgx.Conn, w *pgWriter, list *hooks
 		return err
 	})
 	if err != nil {
-		t.Fatalf("the copy did not start: %v; log:\n%s", err, tailFile(logPath, 10))
+		tail := tailFile(logPath, 10)
+		out.startErr = err.Error()
+		for _, l := range strings.Split(tail, "\n") {
+			if i := strings.Index(l, "PANIC:"); i >= 0 {
+				out.startErr += ": " + l[i:] // says why
+				break
+			}
+		}
+		out.startErr += "; log:\n" + tail
+		return out
 	}
 	defer conn.Close(context.Background())
 
-	res.replayed, err = pgReplayed(logPath)
+	out.res.replayed, err = pgReplayed(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
+	out.problems = pgInvariant(ctx, conn, r)
+	return out
+}
+
+// pgInvariant returns what is wrong with the writer's tables in the copy
+// that conn is connected to.
+func pgInvariant(ctx context.Context, conn *pgx.Conn, r pgSnapped) []string {
+	var problems []string
 	var sum, accounts, n, lo, hi, bulk int64
 	if err := conn.QueryRow(ctx, "SELECT SUM(balance), COUNT(*) FROM accounts").Scan(&sum, &accounts); err != nil {
-		t.Fatal(err)
+		return append(problems, "read accounts: "+err.Error())
 	}
 	if err := conn.QueryRow(ctx, "SELECT COUNT(*), COALESCE(MIN(id), 0), COALESCE(MAX(id), 0) FROM ledger").Scan(&n, &lo, &hi); err != nil {
-		t.Fatal(err)
+		return append(problems, "read ledger: "+err.Error())
 	}
 	if err := conn.QueryRow(ctx, "SELECT COUNT(*) FROM bulk").Scan(&bulk); err != nil {
-		t.Fatal(err)
+		return append(problems, "read bulk: "+err.Error())
 	}
 	if sum != pgAccounts*pgStartBalance || accounts != pgAccounts {
-		t.Errorf("accounts: %d rows summing to %d, want %d summing to %d", accounts, sum, pgAccounts, pgAccounts*pgStartBalance)
+		problems = append(problems, fmt.Sprintf("accounts: %d rows summing to %d, want %d summing to %d", accounts, sum, pgAccounts, pgAccounts*pgStartBalance))
 	}
 	if n != hi || n > 0 && lo != 1 {
-		t.Errorf("ledger has holes: %d rows with ids %d..%d", n, lo, hi)
+		problems = append(problems, fmt.Sprintf("ledger has holes: %d rows with ids %d..%d", n, lo, hi))
 	}
-	if hi < ackedBefore {
-		t.Errorf("lost committed transactions: the ledger ends at %d, %d were committed before the snapshot", hi, ackedBefore)
+	if hi < r.ackedBefore {
+		problems = append(problems, fmt.Sprintf("lost committed transactions: the ledger ends at %d, %d were committed before the snapshot", hi, r.ackedBefore))
 	}
-	if bulk != pgBulkRows {
-		t.Errorf("bulk: %d rows, want %d", bulk, pgBulkRows)
+	if bulk != r.bulkRows {
+		problems = append(problems, fmt.Sprintf("bulk: %d rows, want %d", bulk, r.bulkRows))
 	}
-	return res
+	return problems
 }
 
 var (
@@ -279,10 +379,17 @@ func pgCases(t testing.TB, env *pgEnv) []struct {
 	}{{"no hook", &hooks.List{}}, {hooks.TypePostgresCheckpoint, list}}
 }
 
-// setupPg creates the writer's tables and starts the writer.
+// setupPg creates the writer's tables on the PostgreSQL on subvolumes and
+// starts the writer.
 func setupPg(t testing.TB) (*pgEnv, *pgx.Conn, *pgWriter) {
 	t.Helper()
-	env := newPgEnv(t)
+	return setupPgOn(t, newPgEnv(t))
+}
+
+// setupPgOn creates the writer's tables on the server of env and starts the
+// writer.
+func setupPgOn(t testing.TB, env *pgEnv) (*pgEnv, *pgx.Conn, *pgWriter) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	admin, err := pgConnect(t, ctx, env, 0)

@@ -1,27 +1,36 @@
 #!/usr/bin/env bash
 # scripts/e2e.sh — end-to-end tests: real btrfs snapshots of live MariaDB and
 # PostgreSQL servers, taken through the library's plans (and once through
-# `snaphook run` with two --fs), restored and checked.
+# `snaphook run` with two --fs), restored and checked; and block-level
+# snapshots (reflink copies of loop devices' backing files) of a second
+# MariaDB and PostgreSQL whose data and logs are on two XFS volumes each.
 #
 # As root, this:
-#   1. installs btrfs-progs (and postgresql, mariadb-server) if missing;
+#   1. installs btrfs-progs, xfsprogs (and postgresql, mariadb-server) if missing;
 #   2. makes a btrfs filesystem on a sparse file in a fresh temp dir, attaches it
 #      to a loop device and mounts it, with one subvolume each for MariaDB's
 #      datadir, MariaDB's InnoDB redo log (innodb_log_group_home_dir),
 #      PostgreSQL's data directory and its WAL (initdb --waldir);
-#   3. starts a throwaway MariaDB and PostgreSQL on those subvolumes, on free
-#      ports of 127.0.0.1, and exports what the tests need (SNAPHOOKS_E2E_*);
-#   4. runs the tests in e2e/ (go test -tags e2e), or with --bench their
+#   3. makes four XFS volumes (sparse backing files on the btrfs filesystem,
+#      each on a loop device, mounted): MariaDB's datadir, its redo log,
+#      PostgreSQL's data directory and its WAL, for the block-level tests;
+#   4. starts a throwaway MariaDB and PostgreSQL on the subvolumes and another
+#      pair on the XFS volumes, on free ports of 127.0.0.1, and exports what
+#      the tests need (SNAPHOOKS_E2E_*, SNAPHOOKS_E2E_BLOCK_*);
+#   5. runs the tests in e2e/ (go test -tags e2e), or with --bench their
 #      benchmarks (writer stall around a snapshot, PostgreSQL restore);
-#   5. always tears down: the tests' own servers on snapshot copies, both
-#      servers, the mount, the loop device and the temp dir — also when a test
-#      fails or panics and when the script gets SIGINT or SIGTERM.
+#   6. always tears down: first it thaws every XFS volume (a test may have
+#      frozen one), then the tests' own servers on snapshot copies, the four
+#      servers, every mount and loop device under the temp dir and the temp
+#      dir — also when a test fails or panics and when the script gets SIGINT
+#      or SIGTERM.
 # It ends with the line "N passed, N failed" (top-level tests, or benchmarks).
 #
 # Usage: scripts/e2e.sh [--bench] [go test flags...]   e.g. scripts/e2e.sh -run TestMariaDB
 #
 # Environment:
 #   SNAPHOOKS_E2E_TRIES        tries per negative case (default 5)
+#   SNAPHOOKS_E2E_BLOCK_TRIES  tries per case of the block-level tests, TestBlock* (default 2)
 #   SNAPHOOKS_E2E_ROUNDS       rounds per benchmark case (default 7)
 #   SNAPHOOKS_TEST_KEEP=1      keep the temp dir (server logs, test log), not the mount
 set -euo pipefail
@@ -56,11 +65,12 @@ MNT=""
 LOOP=""
 PG_PID=""
 MY_PID=""
+BPG_PID="" # the servers on the XFS volumes
+BMY_PID=""
 CHILD_PGID=""
 PG_BIN=""
-
-
-
+readonly BLOCK_VOLS=(my-data my-log pg-data pg-wal)
+readonly BLOCK_SIZE=512M
 
 # stop_strays kills every other process whose command line names our temp
 # dir: a server the tests started on a snapshot copy that escaped the process
@@ -72,7 +82,8 @@ stop_strays() {
 	for f in /proc/[0-9]*/cmdline; do
 		pid=${f#/proc/}
 		pid=${pid%/cmdline}
-		[[ "$pid" == "$$" || "$pid" == "$PG_PID" || "$pid" == "$MY_PID" ]] && continue
+		[[ "$pid" == "$$" || "$pid" == "$PG_PID" || "$pid" == "$MY_PID" ||
+			"$pid" == "$BPG_PID" || "$pid" == "$BMY_PID" ]] && continue
 		cmd=$(tr '\0' ' ' 2>/dev/null <"$f") || continue
 		if [[ "$cmd" == *"$TMP/"* ]] && alive "$pid"; then
 			log "killing stray process $pid: ${cmd:0:120}"
@@ -81,24 +92,56 @@ stop_strays() {
 	done
 }
 
-stop_postgres() {
-	[[ -n "$PG_PID" ]] || return 0
-	if alive "$PG_PID"; then
-		kill -INT "$PG_PID" 2>/dev/null || true # fast shutdown
-		await_exit_or_kill "$PG_PID" postgres 300
+# stop_server VAR SIGNAL NAME stops the server whose pid is in the variable
+# VAR with SIGNAL (postgres: INT, a fast shutdown; mariadbd: TERM), kills it
+# after 30 s, and empties VAR.
+stop_server() {
+	local -n pid_ref=$1
+	[[ -n "$pid_ref" ]] || return 0
+	if alive "$pid_ref"; then
+		kill "-$2" "$pid_ref" 2>/dev/null || true
+		await_exit_or_kill "$pid_ref" "$3" 300
 	fi
-	wait "$PG_PID" 2>/dev/null || true
-	PG_PID=""
+	wait "$pid_ref" 2>/dev/null || true
+	pid_ref=""
 }
 
-stop_mariadb() {
-	[[ -n "$MY_PID" ]] || return 0
-	if alive "$MY_PID"; then
-		kill -TERM "$MY_PID" 2>/dev/null || true
-		await_exit_or_kill "$MY_PID" mariadbd 300
-	fi
-	wait "$MY_PID" 2>/dev/null || true
-	MY_PID=""
+# our_mounts prints the mount points under the temp dir but the btrfs one,
+# deepest first: the XFS volumes and the copies the tests mounted.
+our_mounts() {
+	[[ -n "$TMP" ]] || return 0
+	awk -v tmp="$TMP/" -v mnt="$MNT" 'index($2, tmp) == 1 && $2 != mnt { print $2 }' /proc/mounts | sort -r
+}
+
+# thaw_volumes thaws every mount under the temp dir, ignoring errors (most
+# are not frozen). It comes first in cleanup: a process that writes to a
+# frozen filesystem cannot be killed, and one left frozen stalls the machine.
+thaw_volumes() {
+	local m
+	for m in $(our_mounts); do
+		fsfreeze -u "$m" 2>/dev/null || true
+	done
+}
+
+# unmount_volumes unmounts the XFS volumes and the tests' copies, and detaches
+# every loop device whose backing file is on the btrfs filesystem.
+unmount_volumes() {
+	local m i dev back
+	for m in $(our_mounts); do
+		for ((i = 0; i < 50; i++)); do
+			umount "$m" 2>/dev/null && break
+			sleep 0.2
+		done
+		if mountpoint -q "$m" 2>/dev/null; then
+			log "umount $m: still busy after 10 s; detaching it lazily"
+			umount -l "$m" || true
+		fi
+	done
+	[[ -n "$MNT" ]] || return 0
+	while read -r dev back; do
+		[[ "$back" == "$MNT/"* ]] || continue
+		losetup -d "$dev" 2>/dev/null || log "losetup -d $dev failed (it is set to detach itself when free)"
+	done < <(losetup -l -n -O NAME,BACK-FILE 2>/dev/null)
 }
 
 unmount_all() {
@@ -121,11 +164,16 @@ unmount_all() {
 
 cleanup() {
 	set +e
+	thaw_volumes
 	stop_child
+	thaw_volumes # the tests may have frozen one since
 	stop_strays
-	stop_postgres
-	stop_mariadb
+	stop_server PG_PID INT postgres
+	stop_server MY_PID TERM mariadbd
+	stop_server BPG_PID INT postgres
+	stop_server BMY_PID TERM mariadbd
 	stop_strays
+	unmount_volumes
 	unmount_all
 	if [[ -n "$TMP" && -d "$TMP" ]]; then
 		if [[ "${SNAPHOOKS_TEST_KEEP:-0}" == 1 ]]; then
@@ -155,6 +203,7 @@ go vet -tags e2e ./e2e/
 install_missing() {
 	local pkgs=()
 	command -v mkfs.btrfs >/dev/null && command -v btrfs >/dev/null || pkgs+=(btrfs-progs)
+	command -v mkfs.xfs >/dev/null || pkgs+=(xfsprogs)
 	[[ -n "$(find_pg_bin)" ]] || pkgs+=(postgresql)
 	[[ -n "$(first_cmd mariadbd mysqld)" && -n "$(first_cmd mariadb-install-db mysql_install_db)" ]] ||
 		pkgs+=(mariadb-server mariadb-client)
@@ -187,6 +236,9 @@ MY_CLIENT=$(first_cmd mariadb mysql)
 id postgres >/dev/null 2>&1 && id mysql >/dev/null 2>&1 || die "users postgres and mysql must exist"
 modprobe btrfs 2>/dev/null || true
 grep -qw btrfs /proc/filesystems || die "the kernel has no btrfs"
+modprobe xfs 2>/dev/null || true
+grep -qw xfs /proc/filesystems || die "the kernel has no xfs"
+command -v fsfreeze >/dev/null || die "fsfreeze (util-linux) not found"
 
 # ---------------------------------------------------------------------------
 # The filesystem.
@@ -214,6 +266,25 @@ chown mysql:mysql "$TMP/run/my"
 chown postgres:postgres "$TMP/run/pg"
 log "btrfs on $LOOP mounted at $MNT"
 
+# The block volumes: XFS on loop devices over sparse files on the btrfs
+# filesystem, which can copy those files by reflink (the tests' volume
+# snapshots). Mounted at $TMP/vol/NAME; the volume snapshots go to $MNT/vols.
+mkdir "$MNT/vols" "$TMP/vol"
+for v in "${BLOCK_VOLS[@]}"; do
+	truncate -s "$BLOCK_SIZE" "$MNT/vols/$v.img"
+	mkfs.xfs -q "$MNT/vols/$v.img"
+	dev=$(losetup --find --show "$MNT/vols/$v.img")
+	mkdir "$TMP/vol/$v"
+	mount -t xfs "$dev" "$TMP/vol/$v"
+done
+chown mysql:mysql "$TMP/vol/my-data" "$TMP/vol/my-log"
+chown postgres:postgres "$TMP/vol/pg-data" "$TMP/vol/pg-wal"
+chmod 700 "$TMP/vol/my-data" "$TMP/vol/my-log" "$TMP/vol/pg-data" "$TMP/vol/pg-wal"
+mkdir -p "$TMP/run/bmy" "$TMP/run/bpg"
+chown mysql:mysql "$TMP/run/bmy"
+chown postgres:postgres "$TMP/run/bpg"
+log "XFS volumes ${BLOCK_VOLS[*]} mounted under $TMP/vol"
+
 # ---------------------------------------------------------------------------
 # Servers.
 
@@ -226,87 +297,107 @@ MY_OPTS=(
 	--max-connections=100
 )
 
+# start_mariadb PIDVAR PORTVAR DATADIR LOGDIR RUNDIR installs a MariaDB in
+# DATADIR (InnoDB redo log in LOGDIR) and starts it with its socket, pid file
+# and log in RUNDIR, its pid in PIDVAR and its port in PORTVAR, and adds the
+# admin and lock users.
 start_mariadb() {
-	"$MY_INSTALL_DB" --no-defaults --user=mysql --datadir="$MNT/my-data" \
-		--innodb-log-group-home-dir="$MNT/my-log" "${MY_OPTS[@]}" \
-		--auth-root-authentication-method=socket --skip-test-db >"$TMP/run/my/install-db.log" 2>&1 ||
-		{ show_log "$TMP/run/my/install-db.log"; die "$MY_INSTALL_DB failed"; }
+	local -n pid_ref=$1 port_ref=$2
+	local data=$3 logdir=$4 run=$5
+	"$MY_INSTALL_DB" --no-defaults --user=mysql --datadir="$data" \
+		--innodb-log-group-home-dir="$logdir" "${MY_OPTS[@]}" \
+		--auth-root-authentication-method=socket --skip-test-db >"$run/install-db.log" 2>&1 ||
+		{ show_log "$run/install-db.log"; die "$MY_INSTALL_DB failed"; }
 	local tries
 	for ((tries = 1; tries <= 5; tries++)); do
-		MY_PORT=$(free_port 53406)
+		port_ref=$(free_port 53406)
 		set -m # own process group: a Ctrl-C reaches only this script, whose trap stops it
-		"$MARIADBD" --no-defaults --user=mysql --datadir="$MNT/my-data" \
-			--innodb-log-group-home-dir="$MNT/my-log" "${MY_OPTS[@]}" \
-			--socket="$TMP/run/my/mysqld.sock" --port="$MY_PORT" --bind-address=127.0.0.1 \
-			--pid-file="$TMP/run/my/mysqld.pid" --log-error="$TMP/run/my/server.log" \
-			</dev/null >>"$TMP/run/my/server.log" 2>&1 &
-		MY_PID=$!
+		"$MARIADBD" --no-defaults --user=mysql --datadir="$data" \
+			--innodb-log-group-home-dir="$logdir" "${MY_OPTS[@]}" \
+			--socket="$run/mysqld.sock" --port="$port_ref" --bind-address=127.0.0.1 \
+			--pid-file="$run/mysqld.pid" --log-error="$run/server.log" \
+			</dev/null >>"$run/server.log" 2>&1 &
+		pid_ref=$!
 		set +m
-		await_ready "$MY_PID" mariadb_ready "$MY_ADMIN" "$TMP/run/my/mysqld.sock" "$MY_PORT" && return 0
-		alive "$MY_PID" || ! addr_in_use "$TMP/run/my/server.log" || {
-			wait "$MY_PID" 2>/dev/null || true
-			MY_PID=""
+		if await_ready "$pid_ref" mariadb_ready "$MY_ADMIN" "$run/mysqld.sock" "$port_ref"; then
+			"$MY_CLIENT" --no-defaults --socket="$run/mysqld.sock" -u root <<-EOF
+				CREATE USER '$MY_ADMIN_USER'@'127.0.0.1' IDENTIFIED BY '$MY_ADMIN_PASS';
+				GRANT ALL PRIVILEGES ON *.* TO '$MY_ADMIN_USER'@'127.0.0.1';
+				CREATE USER '$MY_LOCK_USER'@'127.0.0.1' IDENTIFIED BY '$MY_LOCK_PASS';
+				GRANT RELOAD ON *.* TO '$MY_LOCK_USER'@'127.0.0.1';
+			EOF
+			return 0
+		fi
+		alive "$pid_ref" || ! addr_in_use "$run/server.log" || {
+			wait "$pid_ref" 2>/dev/null || true
+			pid_ref=""
 			continue
 		}
 		break
 	done
-	show_log "$TMP/run/my/server.log"
+	show_log "$run/server.log"
 	die "mariadbd did not come up"
 }
 
+# start_postgres PIDVAR PORTVAR DIR WALDIR RUNDIR MAXWAL makes a cluster in
+# DIR/data with its WAL in WALDIR/wal and starts it (max_wal_size MAXWAL),
+# its socket and log in RUNDIR, its pid in PIDVAR and its port in PORTVAR,
+# and adds the checkpoint role.
 start_postgres() {
-	printf '%s\n' "$PG_ADMIN_PASS" >"$TMP/run/pg/pwfile"
-	chown postgres "$TMP/run/pg/pwfile"
-	runuser -u postgres -- "$PG_BIN/initdb" -D "$MNT/pg-data/data" --waldir="$MNT/pg-wal/wal" \
-		-U "$PG_ADMIN_USER" --pwfile="$TMP/run/pg/pwfile" --auth-local=trust --auth-host=scram-sha-256 \
-		-E UTF8 --locale=C >"$TMP/run/pg/initdb.log" 2>&1 ||
-		{ show_log "$TMP/run/pg/initdb.log"; die "initdb failed"; }
-	rm -f "$TMP/run/pg/pwfile"
+	local -n pid_ref=$1 port_ref=$2
+	local dir=$3 waldir=$4 run=$5 maxwal=$6
+	printf '%s\n' "$PG_ADMIN_PASS" >"$run/pwfile"
+	chown postgres "$run/pwfile"
+	runuser -u postgres -- "$PG_BIN/initdb" -D "$dir/data" --waldir="$waldir/wal" \
+		-U "$PG_ADMIN_USER" --pwfile="$run/pwfile" --auth-local=trust --auth-host=scram-sha-256 \
+		-E UTF8 --locale=C >"$run/initdb.log" 2>&1 ||
+		{ show_log "$run/initdb.log"; die "initdb failed"; }
+	rm -f "$run/pwfile"
 	local tries
 	for ((tries = 1; tries <= 5; tries++)); do
-		PG_PORT=$(free_port 55532)
+		port_ref=$(free_port 55532)
 		# Defaults where they matter to a restore (fsync, full_page_writes,
 		# checkpoint_timeout); small where they do not.
-		cat >"$MNT/pg-data/data/postgresql.auto.conf" <<-EOF
+		cat >"$dir/data/postgresql.auto.conf" <<-EOF
 			listen_addresses = '127.0.0.1'
-			port = $PG_PORT
-			unix_socket_directories = '$TMP/run/pg'
+			port = $port_ref
+			unix_socket_directories = '$run'
 			max_connections = 30
 			shared_buffers = 128MB
-			max_wal_size = 1GB
+			max_wal_size = $maxwal
 		EOF
-		chown postgres:postgres "$MNT/pg-data/data/postgresql.auto.conf"
+		chown postgres:postgres "$dir/data/postgresql.auto.conf"
 		set -m
 		setpriv --reuid=postgres --regid=postgres --init-groups -- \
-			"$PG_BIN/postgres" -D "$MNT/pg-data/data" </dev/null >>"$TMP/run/pg/server.log" 2>&1 &
-		PG_PID=$!
+			"$PG_BIN/postgres" -D "$dir/data" </dev/null >>"$run/server.log" 2>&1 &
+		pid_ref=$!
 		set +m
-		await_ready "$PG_PID" "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -t 1 && return 0
-		alive "$PG_PID" || ! addr_in_use "$TMP/run/pg/server.log" || {
-			wait "$PG_PID" 2>/dev/null || true
-			PG_PID=""
+		if await_ready "$pid_ref" "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$port_ref" -t 1; then
+			runuser -u postgres -- "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$run" -p "$port_ref" \
+				-U "$PG_ADMIN_USER" -d postgres >/dev/null <<-EOF
+				CREATE ROLE $PG_CHKPT_USER LOGIN PASSWORD '$PG_CHKPT_PASS';
+				GRANT pg_checkpoint, pg_read_all_settings TO $PG_CHKPT_USER;
+			EOF
+			return 0
+		fi
+		alive "$pid_ref" || ! addr_in_use "$run/server.log" || {
+			wait "$pid_ref" 2>/dev/null || true
+			pid_ref=""
 			continue
 		}
 		break
 	done
-	show_log "$TMP/run/pg/server.log"
+	show_log "$run/server.log"
 	die "postgres did not come up"
 }
 
-start_mariadb
-"$MY_CLIENT" --no-defaults --socket="$TMP/run/my/mysqld.sock" -u root <<-EOF
-	CREATE USER '$MY_ADMIN_USER'@'127.0.0.1' IDENTIFIED BY '$MY_ADMIN_PASS';
-	GRANT ALL PRIVILEGES ON *.* TO '$MY_ADMIN_USER'@'127.0.0.1';
-	CREATE USER '$MY_LOCK_USER'@'127.0.0.1' IDENTIFIED BY '$MY_LOCK_PASS';
-	GRANT RELOAD ON *.* TO '$MY_LOCK_USER'@'127.0.0.1';
-EOF
-start_postgres
-runuser -u postgres -- "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$TMP/run/pg" -p "$PG_PORT" \
-	-U "$PG_ADMIN_USER" -d postgres >/dev/null <<-EOF
-	CREATE ROLE $PG_CHKPT_USER LOGIN PASSWORD '$PG_CHKPT_PASS';
-	GRANT pg_checkpoint, pg_read_all_settings TO $PG_CHKPT_USER;
-EOF
-log "set up in $(elapsed "$t_start")s: mariadb on 127.0.0.1:$MY_PORT, postgres on 127.0.0.1:$PG_PORT"
+start_mariadb MY_PID MY_PORT "$MNT/my-data" "$MNT/my-log" "$TMP/run/my"
+start_postgres PG_PID PG_PORT "$MNT/pg-data" "$MNT/pg-wal" "$TMP/run/pg" 1GB
+# On the XFS volumes: the datadir is the volume's root; a smaller
+# max_wal_size keeps the WAL well inside its volume.
+start_mariadb BMY_PID BMY_PORT "$TMP/vol/my-data" "$TMP/vol/my-log" "$TMP/run/bmy"
+start_postgres BPG_PID BPG_PORT "$TMP/vol/pg-data" "$TMP/vol/pg-wal" "$TMP/run/bpg" 256MB
+log "set up in $(elapsed "$t_start")s: mariadb on 127.0.0.1:$MY_PORT and :$BMY_PORT (XFS), postgres on 127.0.0.1:$PG_PORT and :$BPG_PORT (XFS)"
 
 # ---------------------------------------------------------------------------
 # What the tests see (documented in e2e/doc.go).
@@ -322,6 +413,14 @@ export SNAPHOOKS_E2E_MY_ADMIN_DSN="$MY_ADMIN_USER:$MY_ADMIN_PASS@tcp(127.0.0.1:$
 export SNAPHOOKS_E2E_MY_LOCK_DSN="$MY_LOCK_USER:$MY_LOCK_PASS@tcp(127.0.0.1:$MY_PORT)/"
 export SNAPHOOKS_E2E_PG_ADMIN_DSN="postgres://$PG_ADMIN_USER:$PG_ADMIN_PASS@127.0.0.1:$PG_PORT/postgres?sslmode=disable"
 export SNAPHOOKS_E2E_PG_CHKPT_DSN="postgres://$PG_CHKPT_USER:$PG_CHKPT_PASS@127.0.0.1:$PG_PORT/postgres?sslmode=disable"
+export SNAPHOOKS_E2E_BLOCK_IMAGES=$MNT/vols
+export SNAPHOOKS_E2E_BLOCK_MY_DATA=$TMP/vol/my-data SNAPHOOKS_E2E_BLOCK_MY_LOG=$TMP/vol/my-log
+export SNAPHOOKS_E2E_BLOCK_PG_DATA=$TMP/vol/pg-data SNAPHOOKS_E2E_BLOCK_PG_WAL=$TMP/vol/pg-wal
+export SNAPHOOKS_E2E_BLOCK_MY_ADMIN_DSN="$MY_ADMIN_USER:$MY_ADMIN_PASS@tcp(127.0.0.1:$BMY_PORT)/"
+export SNAPHOOKS_E2E_BLOCK_MY_LOCK_DSN="$MY_LOCK_USER:$MY_LOCK_PASS@tcp(127.0.0.1:$BMY_PORT)/"
+export SNAPHOOKS_E2E_BLOCK_PG_ADMIN_DSN="postgres://$PG_ADMIN_USER:$PG_ADMIN_PASS@127.0.0.1:$BPG_PORT/postgres?sslmode=disable"
+export SNAPHOOKS_E2E_BLOCK_PG_CHKPT_DSN="postgres://$PG_CHKPT_USER:$PG_CHKPT_PASS@127.0.0.1:$BPG_PORT/postgres?sslmode=disable"
+export SNAPHOOKS_E2E_BLOCK_TRIES=${SNAPHOOKS_E2E_BLOCK_TRIES:-2}
 export SNAPHOOKS_E2E_TRIES=${SNAPHOOKS_E2E_TRIES:-5}
 export SNAPHOOKS_E2E_ROUNDS=${SNAPHOOKS_E2E_ROUNDS:-7}
 
