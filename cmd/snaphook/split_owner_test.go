@@ -318,6 +318,9 @@ func TestSplitChattyHookLogIsBounded(t *testing.T) {
 	if p := e.post(t, nil, "-q", "--fs", "tank/db"); p.code != 0 {
 		t.Fatalf("post: exit code %d\n%.2000s", p.code, p.stderr)
 	}
+	// The holder writes the bounded log's kept tail when it closes it,
+	// after it answered post: read the file once the holder is gone.
+	awaitHolderGone(t, pid, time.Minute)
 	log := newHoldFiles(e.dir, []string{"tank/db"}, false).Log
 	fi, err := os.Stat(log)
 	if err != nil {
