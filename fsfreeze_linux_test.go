@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +29,38 @@ func requireFreezeTools(t *testing.T, tools ...string) {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s is missing (scripts/test.sh installs it): %v", tool, err)
 		}
+	}
+	lockFreezeTests(t)
+}
+
+// freezeTestsLock is held, once taken, until this test binary exits.
+var freezeTestsLock struct {
+	once sync.Once
+	file *os.File // kept reachable: a collected *os.File closes its descriptor, and the lock with it
+	err  error
+}
+
+// lockFreezeTests keeps the freeze tests of this test binary apart from
+// those of other test binaries (go test runs packages at the same time):
+// qemu-ga's guest-fsfreeze-thaw thaws every frozen filesystem it finds on
+// this host, not only those it froze, so the tests of one package would
+// thaw what another's expect frozen. The first freeze test takes an
+// exclusive flock on a file every package's freeze tests lock, and this
+// process keeps it until it exits (the kernel drops it then, whatever the
+// way out).
+func lockFreezeTests(t *testing.T) {
+	t.Helper()
+	freezeTestsLock.once.Do(func() {
+		f, err := os.OpenFile(filepath.Join(os.TempDir(), "snaphooks-freeze-tests.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			freezeTestsLock.err = err
+			return
+		}
+		freezeTestsLock.file = f
+		freezeTestsLock.err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+	})
+	if freezeTestsLock.err != nil {
+		t.Fatalf("lock the freeze tests: %v", freezeTestsLock.err)
 	}
 }
 
