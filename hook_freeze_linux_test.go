@@ -180,7 +180,7 @@ func TestQGAFreezeHookPlan(t *testing.T) {
 	assert.Equal(t, "guest-fsfreeze-freeze-list "+mnt+": froze 1 filesystem", heldReport(t, r, 0).What)
 	// The agent's thaw thaws every frozen filesystem it finds: on this host,
 	// also one that another test (of another package) froze at that moment.
-	assert.Regexp(t, `^guest-fsfreeze-thaw: thawed ([2-9]|[1-9][0-9]+) filesystems$|^guest-fsfreeze-thaw: thawed 1 filesystem$`, heldReport(t, r, 2).What)
+	assert.Regexp(t, `^guest-fsfreeze-thaw: thawed (1 filesystem|[1-9][0-9]* filesystems)$`, heldReport(t, r, 2).What)
 	awaitWritten(t, w, w.Args[len(w.Args)-1], time.Minute)
 
 	t.Run("dry_run_freezes_nothing", func(t *testing.T) {
