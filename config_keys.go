@@ -84,28 +84,10 @@ type hookKey struct {
 // checked (the order of HookConfig's fields). A new key is one entry here
 // plus its field of HookConfig. The decoders for the kinds of value a key
 // may have are stringValue, boolValue, durationValue, stringsValue (a list
-// of strings) and enumValue; absPathProblem checks an absolute path. A list
-// of absolute paths for the fsfreeze hook, a duration and an enum that every
-// hook takes would read:
-//
-//	{name: "mountpoints", types: []string{TypeFSFreeze}, required: []string{TypeFSFreeze},
-//		decode: stringsValue(func(c *HookConfig) *[]string { return &c.Mountpoints }),
-//		check:  checkMountpoints},
-//	{name: "max_freeze", decode: durationValue(func(c *HookConfig) *time.Duration { return &c.MaxFreeze })},
-//	{name: "coverage", decode: enumValue(func(c *HookConfig) *string { return &c.Coverage }, "warn", "strict", "off")},
-//
-// with a check that hookKey.applies starts:
-//
-//	func checkMountpoints(k hookKey, c HookConfig, ps *problems) {
-//		if !k.applies(c.Type, len(c.Mountpoints) > 0, ps) {
-//			return // not allowed, required, or an unknown type
-//		}
-//		for i, p := range c.Mountpoints {
-//			if err := absPathProblem(p); err != nil {
-//				ps.add(k.name, "item %d: %w", i+1, err)
-//			}
-//		}
-//	}
+// of strings) and enumValue; absPathProblem checks an absolute path. The
+// keys of the freeze hooks show each kind: mountpoints (a list of absolute
+// paths, checked by checkMountpoints, which hookKey.applies starts),
+// max_freeze (a duration) and socket (an absolute path).
 var hookKeyTable = []hookKey{
 	{name: "type",
 		decode: stringValue(func(c *HookConfig) *string { return &c.Type }),
