@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -185,4 +186,28 @@ func TestSplitFsfreezeKill9OfTheHolderThaws(t *testing.T) {
 	killHolder(t, held.HolderPID)
 	// max_freeze and --max-hold are 10m: only the watchdog can thaw it.
 	requireWriterThrough(t, done, time.Minute, "the holder was killed")
+}
+
+func TestCheckDescribesFreezeHooks(t *testing.T) {
+	cfg := config(t, t.TempDir(), `
+- type: fsfreeze
+  mountpoints: [/srv/db, /srv/log]
+  filesystems: {"tank/db<": true}
+- type: qemu-guest-agent
+  socket: /var/run/qemu-server/101.qga
+  max_freeze: 3s
+  filesystems: {"rpool/data/vm-101-disk-0": true}
+`)
+	r := run(t, "check", "-c", cfg)
+	if r.code != 0 {
+		t.Fatalf("exit code %d; stderr:\n%s", r.code, r.stderr)
+	}
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^1\s+fsfreeze\s+fsfreeze /srv/db, /srv/log \(max_freeze 10s\)\s+30s\s`),
+		regexp.MustCompile(`(?m)^2\s+qemu-guest-agent\s+qemu-guest-agent freeze \(/var/run/qemu-server/101\.qga\) \(max_freeze 3s\)\s+30s\s`),
+	} {
+		if !want.MatchString(r.stdout) {
+			t.Errorf("check output lacks %q:\n%s", want, r.stdout)
+		}
+	}
 }
