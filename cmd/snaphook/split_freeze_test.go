@@ -10,11 +10,14 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -210,4 +213,84 @@ func TestCheckDescribesFreezeHooks(t *testing.T) {
 			t.Errorf("check output lacks %q:\n%s", want, r.stdout)
 		}
 	}
+}
+
+// qgaAllowed are the only commands the test agent answers: above all,
+// guest-fsfreeze-freeze (without a list) is blocked, which on this host
+// would freeze every filesystem, / included.
+var qgaAllowed = []string{"guest-sync-delimited", "guest-sync", "guest-ping", "guest-info",
+	"guest-fsfreeze-status", "guest-fsfreeze-freeze-list", "guest-fsfreeze-thaw"}
+
+// startTestQGA starts Debian's qemu-ga on this host in listen mode, with
+// every command but qgaAllowed blocked, and returns its socket once it
+// accepts connections. Cleanup stops it.
+func startTestQGA(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("qemu-ga", "-b", "help").CombinedOutput()
+	if err != nil {
+		t.Fatalf("qemu-ga -b help (scripts/test.sh installs qemu-guest-agent): %v\n%s", err, out)
+	}
+	all := strings.Fields(string(out))
+	if !slices.Contains(all, "guest-fsfreeze-freeze") {
+		t.Fatalf("qemu-ga -b help does not list guest-fsfreeze-freeze, so the test cannot block it: %q", all)
+	}
+	var blocked []string
+	for _, rpc := range all {
+		if !slices.Contains(qgaAllowed, rpc) {
+			blocked = append(blocked, rpc)
+		}
+	}
+	dir, err := os.MkdirTemp("", "qga-") // short: a socket path must fit in 108 bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "qga.sock")
+	cmd := exec.Command("qemu-ga", "-m", "unix-listen", "-p", sock, "-t", dir, "-f", filepath.Join(dir, "qga.pid"),
+		"-l", filepath.Join(dir, "qga.log"), "-b", strings.Join(blocked, ","))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	})
+	deadline := time.Now().Add(time.Minute)
+	for {
+		c, err := net.Dial("unix", sock)
+		if err == nil {
+			c.Close()
+			return sock
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("qemu-ga never listened on %s: %v", sock, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestSplitQGAKill9OfTheHolderThaws: the holder of a qemu-guest-agent
+// freeze is killed; the watchdog, a copy of snaphook that main's
+// hooks.RunWatchdog() runs, thaws the guest at once.
+func TestSplitQGAKill9OfTheHolderThaws(t *testing.T) {
+	mnt := freezeLoopMount(t)
+	sock := startTestQGA(t)
+	cfg := config(t, t.TempDir(), fmt.Sprintf(`
+- type: qemu-guest-agent
+  socket: %s
+  mountpoints: [%s]
+  max_freeze: 10m
+  err_is_fatal: true
+  filesystems: {"tank/db<": true}
+`, sock, mnt))
+	e := newSplitEnv(t)
+	r, held := e.pre(t, nil, "-c", cfg, "--fs", "tank/db", "--snapshot", "s1", "--max-hold", "10m")
+	if r.code != 0 {
+		t.Fatalf("pre: exit code %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	w, done := freezeWriter(t, mnt)
+	requireWriterBlocked(t, w, done)
+	killHolder(t, held.HolderPID)
+	// max_freeze and --max-hold are 10m: only the watchdog can thaw it.
+	requireWriterThrough(t, done, time.Minute, "the holder was killed")
 }
