@@ -59,8 +59,9 @@ func freezeLoopMount(t *testing.T) string {
 	return mnt
 }
 
-// freezeWriter starts a process that writes a file on mnt. Cleanup kills it
-// if it still runs.
+// freezeWriter starts a process that writes a file on mnt. Cleanup thaws mnt
+// (a writer blocked on a frozen filesystem cannot be killed) and kills the
+// writer if it still runs.
 func freezeWriter(t *testing.T, mnt string) (*exec.Cmd, chan error) {
 	t.Helper()
 	w := exec.Command("/bin/sh", "-c", `echo written >"$1"`, "sh", filepath.Join(mnt, fmt.Sprintf("w-%d", time.Now().UnixNano())))
@@ -70,6 +71,7 @@ func freezeWriter(t *testing.T, mnt string) (*exec.Cmd, chan error) {
 	done := make(chan error, 1)
 	go func() { done <- w.Wait() }()
 	t.Cleanup(func() {
+		exec.Command("fsfreeze", "--unfreeze", mnt).Run() // fails if not frozen: fine
 		w.Process.Kill()
 		<-done
 		done <- nil // for a later reader
@@ -253,6 +255,8 @@ func startTestQGA(t *testing.T) string {
 	}
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGTERM)
+		stop := time.AfterFunc(10*time.Second, func() { cmd.Process.Kill() })
+		defer stop.Stop()
 		cmd.Wait()
 	})
 	deadline := time.Now().Add(time.Minute)
