@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,7 +25,23 @@ const (
 	// BLOCK_COMMIT) across the snapshot; it takes the same keys as
 	// TypeMySQLLockTables (see MariaDBBackupStage).
 	TypeMariaDBBackupStage = "mariadb-backup-stage"
+	// TypeFSFreeze flushes and freezes filesystems of this host (FIFREEZE)
+	// across the snapshot and thaws them after it (see FSFreezeHook).
+	TypeFSFreeze = "fsfreeze"
+	// TypeQEMUGuestAgent freezes the filesystems of a virtual machine through
+	// its QEMU guest agent across the snapshot (see QGAFreezeHook).
+	TypeQEMUGuestAgent = "qemu-guest-agent"
 )
+
+// DefaultMaxFreeze is the max_freeze of a freeze hook whose configuration
+// gives none (or gives 0).
+const DefaultMaxFreeze = 10 * time.Second
+
+// MaxMaxFreeze is the longest max_freeze a freeze hook may have; a longer one
+// is an error of the configuration. Every writer of a frozen filesystem
+// waits while it is frozen: a freeze that outlasts a few seconds stalls the
+// applications on it, and one of minutes looks like a hung machine.
+const MaxMaxFreeze = 10 * time.Minute
 
 // DefaultHookTimeout is the timeout of a hook whose configuration gives none
 // (or gives 0).
@@ -97,6 +114,24 @@ type HookConfig struct {
 	// CoverageWarn ("warn", the default: "" means it), CoverageStrict
 	// ("strict") or CoverageOff ("off"). Only for database hooks.
 	Coverage string `yaml:"coverage,omitempty" json:"coverage,omitempty"`
+
+	// Mountpoints, YAML key "mountpoints", are the absolute mount points to
+	// freeze, in the order they are frozen. Required for fsfreeze hooks
+	// (mount points of this host); optional for qemu-guest-agent hooks
+	// (mount points inside the guest; none: every filesystem of the guest).
+	// Not allowed for other hooks.
+	Mountpoints []string `yaml:"mountpoints,omitempty" json:"mountpoints,omitempty"`
+
+	// MaxFreeze, YAML key "max_freeze", is the longest the filesystems of a
+	// freeze hook stay frozen: past it they are thawed whatever else happens,
+	// and the Post edge reports an error. 0 means DefaultMaxFreeze; at most
+	// MaxMaxFreeze. Only for fsfreeze and qemu-guest-agent hooks.
+	MaxFreeze time.Duration `yaml:"max_freeze,omitempty" json:"max_freeze,omitempty"`
+
+	// Socket, YAML key "socket", is the absolute path of the host end of a
+	// guest agent's channel (Proxmox: /var/run/qemu-server/<vmid>.qga).
+	// Required for qemu-guest-agent hooks, not allowed for others.
+	Socket string `yaml:"socket,omitempty" json:"socket,omitempty"`
 }
 
 // HookList is a list of hook configurations in the order the hooks run
@@ -165,8 +200,10 @@ func errText(err error) string {
 // a database hook has a DSN that its driver can parse (pgx.ParseConfig,
 // mysql.ParseDSN), a non-empty Filesystems, no Path and no SkipExitCode;
 // Timeout is between 0 and MaxHookTimeout; SkipExitCode is 0 or 1 to 255;
-// Coverage is empty or, for a database hook, one of its values;
-// every pattern of Filesystems is valid (see DatasetMapFilterFromConfig).
+// Coverage is empty or, for a database hook, one of its values; an fsfreeze
+// hook has Mountpoints, a qemu-guest-agent hook a Socket, both absolute
+// paths, and MaxFreeze is between 0 and MaxMaxFreeze and set only for those
+// two types, which also need a non-empty Filesystems; every pattern of Filesystems is valid (see DatasetMapFilterFromConfig).
 //
 // It returns nil or a *ConfigError with the Field of the first problem, in
 // the order of the fields of HookConfig. The error never contains any part
@@ -180,12 +217,19 @@ func (c HookConfig) Validate() error {
 }
 
 // WithDefaults returns c with the defaults applied: a zero Timeout becomes
-// DefaultHookTimeout, and a command hook without Filesystems (nil or empty)
+// DefaultHookTimeout, a freeze hook's zero MaxFreeze becomes
+// DefaultMaxFreeze, and a command hook without Filesystems (nil or empty)
 // gets {"<": true}, every dataset. The Filesystems of the result is a copy,
 // so the result shares no map with c. It does not validate c.
 func (c HookConfig) WithDefaults() HookConfig {
 	if c.Timeout == 0 {
 		c.Timeout = DefaultHookTimeout
+	}
+	if c.MaxFreeze == 0 && slices.Contains(freezeTypes, c.Type) {
+		c.MaxFreeze = DefaultMaxFreeze
+	}
+	if c.Mountpoints != nil {
+		c.Mountpoints = slices.Clone(c.Mountpoints)
 	}
 	switch {
 	case c.Type == TypeCommand && len(c.Filesystems) == 0:
@@ -232,6 +276,15 @@ func (c HookConfig) String() string {
 	if c.Coverage != "" {
 		field("coverage", c.Coverage)
 	}
+	if c.Socket != "" {
+		field("socket", c.Socket)
+	}
+	if c.Mountpoints != nil {
+		field("mountpoints", strings.Join(c.Mountpoints, ","))
+	}
+	if c.MaxFreeze != 0 {
+		field("max_freeze", c.MaxFreeze.String())
+	}
 	if c.Filesystems != nil {
 		field("filesystems", formatPatterns(c.Filesystems))
 	}
@@ -259,6 +312,15 @@ func (c HookConfig) LogValue() slog.Value {
 	if c.Coverage != "" {
 		attrs = append(attrs, slog.String("coverage", c.Coverage))
 	}
+	if c.Socket != "" {
+		attrs = append(attrs, slog.String("socket", c.Socket))
+	}
+	if c.Mountpoints != nil {
+		attrs = append(attrs, slog.Any("mountpoints", c.Mountpoints))
+	}
+	if c.MaxFreeze != 0 {
+		attrs = append(attrs, slog.Duration("max_freeze", c.MaxFreeze))
+	}
 	if c.Filesystems != nil {
 		attrs = append(attrs, slog.String("filesystems", formatPatterns(c.Filesystems)))
 	}
@@ -266,19 +328,24 @@ func (c HookConfig) LogValue() slog.Value {
 }
 
 // MarshalJSON encodes c as the JSON object that ParseHookList reads back:
-// the keys of the YAML form, with the timeout as a duration string ("30s")
-// rather than the nanoseconds encoding/json would write. The DSN is written
+// the keys of the YAML form, with the timeout
+// and max_freeze as duration strings ("30s") rather than the nanoseconds
+// encoding/json would write. The DSN is written
 // as it is, password included.
 func (c HookConfig) MarshalJSON() ([]byte, error) {
 	type fields HookConfig // the fields without the methods
-	var timeout string
+	var timeout, maxFreeze string
 	if c.Timeout != 0 {
 		timeout = c.Timeout.String()
 	}
+	if c.MaxFreeze != 0 {
+		maxFreeze = c.MaxFreeze.String()
+	}
 	return json.Marshal(struct {
 		fields
-		Timeout string `json:"timeout,omitempty"`
-	}{fields(c), timeout})
+		Timeout   string `json:"timeout,omitempty"`
+		MaxFreeze string `json:"max_freeze,omitempty"`
+	}{fields(c), timeout, maxFreeze})
 }
 
 // target returns the target of c's DSN (see dsnTarget), or a fixed text if

@@ -26,6 +26,8 @@ var hookTypeTable = []hookType{
 	{TypePostgresCheckpoint, builder(newPgChkptHook)},
 	{TypeMySQLLockTables, builder(newMySQLLockTables)},
 	{TypeMariaDBBackupStage, builder(newMariaDBBackupStage)},
+	{TypeFSFreeze, builder(newFSFreezeHook)},
+	{TypeQEMUGuestAgent, builder(newQGAFreezeHook)},
 }
 
 // builder turns the constructor of a hook type into a hookType.build that
@@ -82,28 +84,10 @@ type hookKey struct {
 // checked (the order of HookConfig's fields). A new key is one entry here
 // plus its field of HookConfig. The decoders for the kinds of value a key
 // may have are stringValue, boolValue, durationValue, stringsValue (a list
-// of strings) and enumValue; absPathProblem checks an absolute path. A list
-// of absolute paths for the fsfreeze hook, a duration and an enum that every
-// hook takes would read:
-//
-//	{name: "mountpoints", types: []string{TypeFSFreeze}, required: []string{TypeFSFreeze},
-//		decode: stringsValue(func(c *HookConfig) *[]string { return &c.Mountpoints }),
-//		check:  checkMountpoints},
-//	{name: "max_freeze", decode: durationValue(func(c *HookConfig) *time.Duration { return &c.MaxFreeze })},
-//	{name: "coverage", decode: enumValue(func(c *HookConfig) *string { return &c.Coverage }, "warn", "strict", "off")},
-//
-// with a check that hookKey.applies starts:
-//
-//	func checkMountpoints(k hookKey, c HookConfig, ps *problems) {
-//		if !k.applies(c.Type, len(c.Mountpoints) > 0, ps) {
-//			return // not allowed, required, or an unknown type
-//		}
-//		for i, p := range c.Mountpoints {
-//			if err := absPathProblem(p); err != nil {
-//				ps.add(k.name, "item %d: %w", i+1, err)
-//			}
-//		}
-//	}
+// of strings) and enumValue; absPathProblem checks an absolute path. The
+// keys of the freeze hooks show each kind: mountpoints (a list of absolute
+// paths, checked by checkMountpoints, which hookKey.applies starts),
+// max_freeze (a duration) and socket (an absolute path).
 var hookKeyTable = []hookKey{
 	{name: "type",
 		decode: stringValue(func(c *HookConfig) *string { return &c.Type }),
@@ -113,7 +97,7 @@ var hookKeyTable = []hookKey{
 	{name: "timeout",
 		decode: durationValue(func(c *HookConfig) *time.Duration { return &c.Timeout }),
 		check:  checkTimeout},
-	{name: "filesystems", required: databaseTypes,
+	{name: "filesystems", required: quiescingTypes,
 		decode: decodeFilesystems,
 		check:  checkFilesystems},
 	{name: "post_on_pre_error",
@@ -130,6 +114,15 @@ var hookKeyTable = []hookKey{
 	{name: "coverage", types: databaseTypes,
 		decode: enumValue(func(c *HookConfig) *string { return &c.Coverage }, coverageModes...),
 		check:  checkCoverage},
+	{name: "mountpoints", types: freezeTypes, required: []string{TypeFSFreeze},
+		decode: stringsValue(func(c *HookConfig) *[]string { return &c.Mountpoints }),
+		check:  checkMountpoints},
+	{name: "max_freeze", types: freezeTypes,
+		decode: durationValue(func(c *HookConfig) *time.Duration { return &c.MaxFreeze }),
+		check:  checkMaxFreeze},
+	{name: "socket", types: []string{TypeQEMUGuestAgent}, required: []string{TypeQEMUGuestAgent},
+		decode: stringValue(func(c *HookConfig) *string { return &c.Socket }),
+		check:  checkSocket},
 }
 
 // coverageModes are the values of the key coverage.
@@ -137,6 +130,13 @@ var coverageModes = []string{CoverageWarn, CoverageStrict, CoverageOff}
 
 // databaseTypes are the hook types that talk to a database server.
 var databaseTypes = []string{TypePostgresCheckpoint, TypeMySQLLockTables, TypeMariaDBBackupStage}
+
+// freezeTypes are the hook types that freeze filesystems.
+var freezeTypes = []string{TypeFSFreeze, TypeQEMUGuestAgent}
+
+// quiescingTypes are the hook types that must say which datasets they
+// quiesce (filesystems): the database and freeze hooks.
+var quiescingTypes = slices.Concat(databaseTypes, freezeTypes)
 
 // lookupHookKey returns the entry of hookKeyTable named name.
 func lookupHookKey(name string) (hookKey, bool) {
@@ -260,7 +260,11 @@ func checkTimeout(k hookKey, c HookConfig, ps *problems) {
 
 func checkFilesystems(k hookKey, c HookConfig, ps *problems) {
 	if k.requires(c.Type) && len(c.Filesystems) == 0 {
-		ps.add(k.name, "required for a %s hook: list the datasets whose snapshots need the database quiesced", c.Type)
+		what := "the database quiesced"
+		if slices.Contains(freezeTypes, c.Type) {
+			what = "the filesystems frozen"
+		}
+		ps.add(k.name, "required for a %s hook: list the datasets whose snapshots need %s", c.Type, what)
 	}
 	for _, pattern := range sortedPatterns(c.Filesystems) {
 		if _, _, err := parseFilterPattern(pattern); err != nil {
@@ -314,5 +318,45 @@ func checkCoverage(k hookKey, c HookConfig, ps *problems) {
 	}
 	if !slices.Contains(coverageModes, c.Coverage) {
 		ps.add(k.name, "%q is not warn, strict or off", c.Coverage)
+	}
+}
+
+func checkMountpoints(k hookKey, c HookConfig, ps *problems) {
+	if !k.applies(c.Type, len(c.Mountpoints) > 0, ps) {
+		return // not allowed, required, or an unknown type
+	}
+	seen := make(map[string]int, len(c.Mountpoints))
+	for i, p := range c.Mountpoints {
+		if err := absPathProblem(p); err != nil {
+			ps.add(k.name, "item %d: %w", i+1, err)
+			continue
+		}
+		clean := filepath.Clean(p)
+		if first, dup := seen[clean]; dup {
+			ps.add(k.name, "item %d: %q is item %d again", i+1, p, first)
+			continue
+		}
+		seen[clean] = i + 1
+	}
+}
+
+func checkMaxFreeze(k hookKey, c HookConfig, ps *problems) {
+	if !k.applies(c.Type, c.MaxFreeze != 0, ps) {
+		return
+	}
+	switch {
+	case c.MaxFreeze < 0:
+		ps.add(k.name, "%v is negative", c.MaxFreeze)
+	case c.MaxFreeze > MaxMaxFreeze:
+		ps.add(k.name, "%v is longer than the maximum of %v: every writer of a frozen filesystem waits that long", c.MaxFreeze, MaxMaxFreeze)
+	}
+}
+
+func checkSocket(k hookKey, c HookConfig, ps *problems) {
+	if !k.applies(c.Type, c.Socket != "", ps) {
+		return
+	}
+	if err := absPathProblem(c.Socket); err != nil {
+		ps.add(k.name, "%w", err)
 	}
 }

@@ -16,7 +16,7 @@ import (
 )
 
 func TestHookTypes(t *testing.T) {
-	want := []string{TypeCommand, TypePostgresCheckpoint, TypeMySQLLockTables, TypeMariaDBBackupStage}
+	want := []string{TypeCommand, TypePostgresCheckpoint, TypeMySQLLockTables, TypeMariaDBBackupStage, TypeFSFreeze, TypeQEMUGuestAgent}
 	got := HookTypes()
 	assert.Equal(t, want, got)
 	got[0] = "changed"
@@ -39,8 +39,8 @@ func TestHookKeyTable(t *testing.T) {
 			assert.True(t, k.takes(typ), "key %s is required for %s, which does not take it", k.name, typ)
 		}
 	}
-	assert.Equal(t, "type, err_is_fatal, timeout, filesystems, post_on_pre_error, path, dsn, skip_exit_code, coverage", hookKeyNames())
-	assert.Equal(t, `"command", "postgres-checkpoint", "mysql-lock-tables" or "mariadb-backup-stage"`, hookTypeNames())
+	assert.Equal(t, "type, err_is_fatal, timeout, filesystems, post_on_pre_error, path, dsn, skip_exit_code, coverage, mountpoints, max_freeze, socket", hookKeyNames())
+	assert.Equal(t, `"command", "postgres-checkpoint", "mysql-lock-tables", "mariadb-backup-stage", "fsfreeze" or "qemu-guest-agent"`, hookTypeNames())
 }
 
 // decodeValue decodes the YAML value src, the value of key "k" on line 1,

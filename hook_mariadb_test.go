@@ -247,7 +247,7 @@ func TestMariaDBBackupStageConfig(t *testing.T) {
 		{"filesystems_are_required", "- type: mariadb-backup-stage\n  dsn: u@tcp(db)/\n", "hook #1 (line 1): filesystems: required for a mariadb-backup-stage hook"},
 		{"path_is_not_allowed", "- type: mariadb-backup-stage\n  dsn: u@tcp(db)/\n  path: /bin/true\n  filesystems: {tank<: true}\n", "hook #1 (line 3): path: not allowed for a mariadb-backup-stage hook"},
 		{"dsn_must_parse", "- type: mariadb-backup-stage\n  dsn: u:" + secret + "@tcp(db\n  filesystems: {tank<: true}\n", "hook #1 (line 2): dsn: cannot parse MySQL DSN"},
-		{"unknown_type_lists_it", "- type: mariadb\n", `(want "command", "postgres-checkpoint", "mysql-lock-tables" or "mariadb-backup-stage")`},
+		{"unknown_type_lists_it", "- type: mariadb\n", `(want "command", "postgres-checkpoint", "mysql-lock-tables", "mariadb-backup-stage", "fsfreeze" or "qemu-guest-agent")`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := ParseHookList([]byte(c.yaml))

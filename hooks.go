@@ -268,7 +268,8 @@ func HookFromConfig(in HookConfig) (Hook, error) {
 
 // ListFromConfig returns the hooks of in, in order. The first invalid hook
 // fails the whole list with an error that names it: "create hook #2: ...".
-// A nil in is an empty list.
+// A nil in is an empty list. The fsfreeze hooks of the list refuse to
+// freeze the filesystems of the list's command hooks' executables.
 func ListFromConfig(in *HookList) (*List, error) {
 	if in == nil {
 		return &List{}, nil
@@ -281,6 +282,7 @@ func ListFromConfig(in *HookList) (*List, error) {
 		}
 		l = append(l, h)
 	}
+	keepCommandScripts(*in, l)
 	return &l, nil
 }
 

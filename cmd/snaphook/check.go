@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/snaphooks/hooks"
 )
@@ -156,10 +157,14 @@ func listScopes(s streams, name string, cfg hooks.HookList, list hooks.List, sco
 }
 
 // describeHook names a hook for the listing: the path of a command hook; for
-// a database hook its name, which shows its target but never the password.
+// a database hook its name, which shows its target but never the password;
+// for a freeze hook its name and how long it may keep them frozen.
 func describeHook(c hooks.HookConfig, h hooks.Hook) string {
 	if c.Type == hooks.TypeCommand {
 		return c.Path
+	}
+	if f, ok := h.(interface{ MaxFreeze() time.Duration }); ok {
+		return fmt.Sprintf("%s (max_freeze %s)", h, f.MaxFreeze())
 	}
 	return h.String()
 }

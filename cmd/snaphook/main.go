@@ -23,6 +23,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/snaphooks/hooks"
 )
 
 // The exit codes of snaphook. They are part of its interface: scripts branch
@@ -70,6 +72,7 @@ type streams struct {
 }
 
 func main() {
+	hooks.RunWatchdog() // in a thaw watchdog's copy of this program, it never returns
 	survivePipeErrors()
 	os.Exit(snaphook(os.Args[1:], streams{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}))
 }
