@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,6 +31,7 @@ func freezeLoopMount(t *testing.T) string {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: it loop-mounts and freezes a filesystem")
 	}
+	lockFreezeTests(t)
 	dir := t.TempDir()
 	img, mnt := filepath.Join(dir, "fs.img"), filepath.Join(dir, "mnt")
 	run := func(name string, args ...string) string {
@@ -223,11 +225,40 @@ func TestCheckDescribesFreezeHooks(t *testing.T) {
 var qgaAllowed = []string{"guest-sync-delimited", "guest-sync", "guest-ping", "guest-info",
 	"guest-fsfreeze-status", "guest-fsfreeze-freeze-list", "guest-fsfreeze-thaw"}
 
+// freezeTestsLock is held, once taken, until this test binary exits.
+var freezeTestsLock struct {
+	once sync.Once
+	file *os.File // kept reachable: a collected *os.File closes its descriptor, and the lock with it
+	err  error
+}
+
+// lockFreezeTests keeps the freeze tests of this test binary apart from
+// those of the hooks package, which go test runs at the same time: qemu-ga's
+// guest-fsfreeze-thaw thaws every frozen filesystem of the host. It takes
+// the same flock as lockFreezeTests of the hooks package's tests, and keeps
+// it until this process exits.
+func lockFreezeTests(t *testing.T) {
+	t.Helper()
+	freezeTestsLock.once.Do(func() {
+		f, err := os.OpenFile(filepath.Join(os.TempDir(), "snaphooks-freeze-tests.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			freezeTestsLock.err = err
+			return
+		}
+		freezeTestsLock.file = f
+		freezeTestsLock.err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+	})
+	if freezeTestsLock.err != nil {
+		t.Fatalf("lock the freeze tests: %v", freezeTestsLock.err)
+	}
+}
+
 // startTestQGA starts Debian's qemu-ga on this host in listen mode, with
 // every command but qgaAllowed blocked, and returns its socket once it
 // accepts connections. Cleanup stops it.
 func startTestQGA(t *testing.T) string {
 	t.Helper()
+	lockFreezeTests(t)
 	out, err := exec.Command("qemu-ga", "-b", "help").CombinedOutput()
 	if err != nil {
 		t.Fatalf("qemu-ga -b help (scripts/test.sh installs qemu-guest-agent): %v\n%s", err, out)
