@@ -87,50 +87,29 @@ func mountVolume(t testing.TB, sv subvol) (string, error) {
 	return dir, nil
 }
 
-// freezeName names the rows of the fsfreeze stand-in.
-const freezeName = "fsfreeze of both (stand-in)"
+// freezeName names the rows of the fsfreeze hook.
+const freezeName = "fsfreeze of both"
 
-// freezeHook is the configuration of a hook that freezes the filesystems
-// mounted at mounts for the snapshot: in its Pre edge in order, thawed in
-// reverse in its Post edge, which runs even when the Pre edge failed.
-//
-// It is a STAND-IN for the fsfreeze hook type of issue 21 until that lands:
-// a command hook running util-linux fsfreeze, with no deadline and no
-// watchdog. The filesystems are thawed when the test ends, whatever
-// happened (and by scripts/e2e.sh before anything else in its teardown).
+// freezeHook is the configuration of an fsfreeze hook that freezes the
+// filesystems mounted at mounts for the snapshot: in its Pre edge in order,
+// thawed in reverse in its Post edge, and by its watchdog at max_freeze
+// whatever happens. Cleanup thaws them all the same (scripts/e2e.sh does too,
+// before anything else in its teardown).
 func freezeHook(t testing.TB, filesystems map[string]bool, mounts ...string) hooks.HookConfig {
 	t.Helper()
 	bin := lookPath(t, "fsfreeze")
-	var b strings.Builder
-	b.WriteString("#!/bin/sh\n# STAND-IN for the fsfreeze hook type (issue 21), written by e2e/block_test.go.\nset -u\n")
-	b.WriteString("case $ZREPL_HOOKTYPE in\npre_snapshot)\n")
-	for _, m := range mounts {
-		fmt.Fprintf(&b, "\t%s -f %s || exit 1\n", shQuote(bin), shQuote(m))
-	}
-	b.WriteString("\t;;\npost_snapshot)\n\trc=0\n")
-	for i := len(mounts) - 1; i >= 0; i-- {
-		fmt.Fprintf(&b, "\t%s -u %s || rc=1\n", shQuote(bin), shQuote(mounts[i]))
-	}
-	b.WriteString("\texit $rc\n\t;;\nesac\n")
-	path := filepath.Join(getenv(t, "SNAPHOOKS_E2E_TMP"), fmt.Sprintf("fsfreeze-stand-in-%d.sh", snapSeq.Add(1)))
-	if err := os.WriteFile(path, []byte(b.String()), 0o755); err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() {
 		for _, m := range mounts {
 			_ = exec.Command(bin, "-u", m).Run() // not frozen: an error, as it should be
 		}
-		if err := os.Remove(path); err != nil {
-			t.Errorf("remove the stand-in: %v", err)
-		}
 	})
 	return hooks.HookConfig{
-		Type:           hooks.TypeCommand,
-		Path:           path,
-		ErrIsFatal:     true,
-		PostOnPreError: true,
-		Timeout:        time.Minute,
-		Filesystems:    filesystems,
+		Type:        hooks.TypeFSFreeze,
+		Mountpoints: mounts,
+		MaxFreeze:   10 * time.Second,
+		ErrIsFatal:  true,
+		Timeout:     time.Minute,
+		Filesystems: filesystems,
 	}
 }
 

@@ -11,9 +11,8 @@
 // MariaDB and PostgreSQL whose data and logs are on two XFS volumes each
 // (loop devices over files on the btrfs filesystem): a volume snapshot is a
 // reflink copy of the backing file, taken one volume after the other, and
-// the restore mounts the copies. Their fsfreeze rows use a stand-in, a
-// command hook that runs util-linux fsfreeze, until the fsfreeze hook type
-// exists.
+// the restore mounts the copies. Their fsfreeze rows use the fsfreeze hook
+// type.
 //
 // The tests are in files with the build tag e2e, so `go test ./...` does not
 // build them. Run them with scripts/e2e.sh (as root), which makes the btrfs
