@@ -1,14 +1,9 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"io"
 	"log/slog"
 	"sync"
-
-	"github.com/armon/circbuf"
-	"github.com/snaphooks/hooks"
 )
 
 // The bounds of the holder's log file, which lives in the run directory —
@@ -25,8 +20,8 @@ const (
 type cappedLog struct {
 	mu      sync.Mutex // guards the fields below
 	w       io.Writer
-	written int64           // bytes written to w
-	tail    *circbuf.Buffer // the bytes after the head, once it is full
+	written int64    // bytes written to w
+	tail    *logTail // the bytes after the head, once it is full
 }
 
 func newCappedLog(w io.Writer) *cappedLog { return &cappedLog{w: w} }
@@ -42,31 +37,20 @@ func (c *cappedLog) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	if c.tail == nil {
-		c.tail, _ = circbuf.NewBuffer(holderLogTail) // size > 0: no error
+		c.tail = newLogTail(holderLogTail)
 	}
-	_, _ = c.tail.Write(p)
-	return len(p), nil
+	return c.tail.Write(p)
 }
 
 // close writes the tail, if any, after a record that says how many bytes
-// were dropped.
+// were dropped, if any were.
 func (c *cappedLog) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.tail == nil {
 		return
 	}
-	held := c.tail.Bytes()
-	if c.tail.TotalWritten() > int64(len(held)) {
-		// The oldest held record may have lost its beginning.
-		if i := bytes.IndexByte(held, '\n'); i >= 0 {
-			held = held[i+1:]
-		}
-	}
-	dropped := c.tail.TotalWritten() - int64(len(held))
-	log := slog.New(hooks.NewLogfmtHandler(c.w, nil))
-	log.LogAttrs(context.Background(), slog.LevelWarn, "holder log: records dropped to bound this file; the last ones follow",
-		slog.Int64("dropped_bytes", dropped), slog.Int64("head_bytes", holderLogHead), slog.Int64("tail_bytes", holderLogTail))
-	_, _ = c.w.Write(held)
+	c.tail.writeDropped(c.w, "holder log: records dropped to bound this file; the last ones follow",
+		slog.Int64("head_bytes", holderLogHead), slog.Int64("tail_bytes", holderLogTail))
 	c.tail = nil
 }

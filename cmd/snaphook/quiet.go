@@ -43,6 +43,14 @@ func (t *logTail) Write(p []byte) (int, error) {
 // writes first a record that says how many bytes of them, then the held
 // records from the first whole one on.
 func (t *logTail) writeTo(w io.Writer) {
+	t.writeDropped(w, "quiet: the earlier log records were dropped; the last ones follow",
+		slog.Int64("limit_bytes", t.buf.Size()))
+}
+
+// writeDropped writes the records held to w. If older records were dropped,
+// it writes first a warning record msg with attrs and the number of bytes
+// dropped, then the held records from the first whole one on.
+func (t *logTail) writeDropped(w io.Writer, msg string, attrs ...slog.Attr) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	held := t.buf.Bytes()
@@ -55,8 +63,7 @@ func (t *logTail) writeTo(w io.Writer) {
 		}
 		dropped = t.buf.TotalWritten() - int64(len(held))
 		log := slog.New(hooks.NewLogfmtHandler(w, nil))
-		log.LogAttrs(context.Background(), slog.LevelWarn, "quiet: the earlier log records were dropped; the last ones follow",
-			slog.Int64("dropped_bytes", dropped), slog.Int64("limit_bytes", t.buf.Size()))
+		log.LogAttrs(context.Background(), slog.LevelWarn, msg, append([]slog.Attr{slog.Int64("dropped_bytes", dropped)}, attrs...)...)
 	}
 	_, _ = w.Write(held)
 }
