@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -235,11 +236,7 @@ func (c HookConfig) WithDefaults() HookConfig {
 	case c.Type == TypeCommand && len(c.Filesystems) == 0:
 		c.Filesystems = map[string]bool{subtreeMarker: true}
 	case c.Filesystems != nil:
-		fs := make(map[string]bool, len(c.Filesystems))
-		for k, v := range c.Filesystems {
-			fs[k] = v
-		}
-		c.Filesystems = fs
+		c.Filesystems = maps.Clone(c.Filesystems)
 	}
 	return c
 }

@@ -27,13 +27,11 @@ func (p *Plan) consistency() string {
 func (p *Plan) execCallback(ctx context.Context, log *slog.Logger, dryRun bool) {
 	cb := p.callback()
 	label := p.consistency()
-	env := copyEnv(p.cbEnv)
-	env[EnvConsistency] = label
 	p.mu.Lock()
 	cb.Consistency = label
 	p.mu.Unlock()
 	logStep(ctx, log, slog.LevelDebug, "snapshot consistency", cb, slog.String("consistency", label))
-	p.exec(ctx, log, cb, nil, env, dryRun)
+	p.exec(withConsistency(ctx, &cb.Consistency), log, cb, nil, p.cbEnv, dryRun)
 }
 
 // failToStart ends a plan that could not start (its EnvFSListFile files

@@ -43,9 +43,14 @@
 //   - Post edges run in reverse order, for the hooks whose Pre edge
 //     succeeded. A Post error never stops another Post edge, even for an
 //     err_is_fatal hook. Post edges run with a ctx that the caller's
-//     cancellation does not reach (context.WithoutCancel), bounded by each
-//     hook's timeout plus a second, so that the hook's own timeout fires
-//     first: a lock taken before the snapshot is released on shutdown too.
+//     cancellation does not reach (context.WithoutCancel), so that a lock
+//     taken before the snapshot is released on shutdown too, under one
+//     deadline for the whole unwinding: the sum of each hook's timeout
+//     (DefaultHookTimeout if it has none) plus a second. An edge that would
+//     start with less than its own timeout plus a second left, because an
+//     earlier one overran, gets a deadline of its own that far off. So every
+//     Post edge has at least that long, the hook's own timeout fires first,
+//     and hooks that honour their ctx end the unwinding within twice the sum.
 //   - A hook configured with post_on_pre_error runs its Post edge whenever
 //     its Pre edge ran, even if it failed, fatally or not (an xfs_freeze
 //     that timed out after freezing). A Pre edge that never ran still skips

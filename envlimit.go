@@ -3,7 +3,6 @@ package hooks
 import (
 	"fmt"
 	"os"
-	"reflect"
 	"sort"
 	"syscall"
 )
@@ -43,19 +42,18 @@ func execArgMax() int {
 // its bytes, its NUL and a pointer to it.
 func execSize(n int) int { return n + 1 + 8 }
 
-// checkExecEnvs checks, before a plan runs, that every hook and the callback
-// can be started with the env the plan gives them and the environment of
-// this process: no string longer than Linux allows (the error names the
-// variable), and all of them together, with execReserve for arguments,
-// within execArgMax. envs[i] is the env of hooks[i]; a map that is the same
-// as the one before it is checked once.
-func checkExecEnvs(hooks List, envs []Env, cbName string, cbEnv Env) error {
-	base := 0
-	for _, kv := range os.Environ() {
-		base += execSize(len(kv))
-	}
-	limit := execArgMax()
+// checkExecEnvs checks, before the plan runs, that the steps that start a
+// program with the env the plan gives them (command hooks, and a callback
+// made by NewCommandCallbackHook) can start it: no string of that env and
+// the environment of this process longer than Linux allows (the error names
+// the variable), and all of them together, with execReserve for arguments,
+// within execArgMax.
+func (p *Plan) checkExecEnvs() error {
 	check := func(who string, env Env) error {
+		base := 0 // the room the environment of this process takes
+		for _, kv := range os.Environ() {
+			base += execSize(len(kv))
+		}
 		total := base + execReserve
 		var tooLong []string
 		for k, v := range env {
@@ -71,24 +69,24 @@ func checkExecEnvs(hooks List, envs []Env, cbName string, cbEnv Env) error {
 			return fmt.Errorf("env of %s: %s is too long: %d bytes as \"%s=...\", and Linux starts no program with an environment string over %d bytes (MAX_ARG_STRLEN)",
 				who, k, len(k)+1+len(env[k]), k, maxArgStrlen-1)
 		}
-		if total > limit {
+		if total > minArgMax && total > execArgMax() { // within minArgMax, no stack limit matters
 			return fmt.Errorf("env of %s: the environment of this process (%d bytes) and the plan's (%d bytes) with %d bytes kept for arguments are more than the %d bytes Linux starts a program with (a quarter of the stack limit, at most 6 MiB)",
-				who, base, total-base-execReserve, execReserve, limit)
+				who, base, total-base-execReserve, execReserve, execArgMax())
 		}
 		return nil
 	}
-	for i, env := range envs {
-		if i > 0 && sameEnv(env, envs[i-1]) {
-			continue
-		}
-		if err := check("hook "+hookName(hooks[i]), env); err != nil {
-			return err
+	for i := range p.hooks() {
+		if h, ok := p.pre(i).Hook.(*CommandHook); ok {
+			if err := check("hook "+hookName(h), p.env(i)); err != nil {
+				return err
+			}
+			if p.envs == nil {
+				return nil // every hook and the callback have cbEnv, just checked
+			}
 		}
 	}
-	return check("the callback "+cbName, cbEnv)
-}
-
-// sameEnv reports whether a and b are the same map, not only equal.
-func sameEnv(a, b Env) bool {
-	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+	if cb := p.callback().Hook.(*CallbackHook); cb.startsProgram {
+		return check("the callback "+hookName(cb), p.cbEnv)
+	}
+	return nil
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -85,5 +87,55 @@ func TestNewPlanRejectsAnEnvLinuxCouldNotStartAProgramWith(t *testing.T) {
 		assert.Contains(t, err.Error(), "bytes Linux starts a program with")
 		_, err = NewJobPlan(&list, PhaseSnapshot, benchNoCallback(), scopeOf(t, manyDatasets(1000)), env)
 		require.Error(t, err)
+	})
+}
+
+// TestNewPlanChecksOnlyTheEnvOfWhatStartsAProgram: an env that Linux would
+// refuse a program is no error for a plan that starts none (in-process hooks,
+// a Go callback); a callback made by NewCommandCallbackHook is checked as a
+// command hook is, before any hook runs.
+func TestNewPlanChecksOnlyTheEnvOfWhatStartsAProgram(t *testing.T) {
+	t.Parallel()
+	huge := Env{EnvFS: "tank/db", "BIG": strings.Repeat("x", maxArgStrlen)}
+	inProcess := func(preRan *atomic.Bool) List {
+		return List{&testHook{name: "a", pre: func(context.Context) error { preRan.Store(true); return nil }}}
+	}
+
+	t.Run("in_process_hooks_and_a_go_callback", func(t *testing.T) {
+		t.Parallel()
+		var got string
+		var preRan atomic.Bool
+		list := inProcess(&preRan)
+		cb := NewCallbackHook("snapshot", func(ctx context.Context) error { got = CallbackEnv(ctx)["BIG"]; return nil }, nil)
+		p, err := NewPlan(&list, PhaseSnapshot, cb, huge)
+		require.NoError(t, err)
+		p.Run(context.Background(), false)
+		require.False(t, p.Report().HadError(), "%s", reportErrors(p.Report()))
+		assert.True(t, preRan.Load())
+		assert.Len(t, got, maxArgStrlen, "the callback sees the whole env")
+	})
+	t.Run("a_command_callback", func(t *testing.T) {
+		t.Parallel()
+		var preRan atomic.Bool
+		list := inProcess(&preRan)
+		cb := NewCommandCallbackHook("snapshot", "/bin/true", nil, nil, 0)
+		_, err := NewPlan(&list, PhaseSnapshot, cb, huge)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "env of the callback snapshot: BIG is too long")
+		_, err = NewJobPlan(&list, PhaseSnapshot, cb, scopeOf(t, []string{"tank/db", "tank/log"}), huge)
+		assert.ErrorContains(t, err, "env of the callback snapshot: BIG is too long")
+		assert.False(t, preRan.Load(), "no hook ran")
+	})
+	t.Run("a_command_callback_within_the_limits_runs", func(t *testing.T) {
+		t.Parallel()
+		out := filepath.Join(t.TempDir(), "env")
+		cb := NewCommandCallbackHook("snapshot", "/bin/sh", []string{"-c", `printf %s "$ZREPL_FS $ZREPL_CONSISTENCY" >"$OUT"`}, Env{"OUT": out}, 0)
+		p, err := NewPlan(&List{}, PhaseSnapshot, cb, Env{EnvFS: "tank/db"})
+		require.NoError(t, err)
+		p.Run(context.Background(), false)
+		require.False(t, p.Report().HadError(), "%s", reportErrors(p.Report()))
+		b, err := os.ReadFile(out)
+		require.NoError(t, err)
+		assert.Equal(t, "tank/db "+ConsistencyCrash, string(b))
 	})
 }

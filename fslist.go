@@ -63,7 +63,7 @@ func (p *Plan) writeFSLists() (remove func(), err error) {
 				return nil, err
 			}
 		}
-		p.envs[i][EnvFSListFile] = path
+		p.env(i)[EnvFSListFile] = path
 	}
 	return remove, nil
 }

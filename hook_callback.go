@@ -14,6 +14,7 @@ type CallbackHook struct {
 	cb            HookJobCallback
 	filter        Filter
 	displayString string
+	startsProgram bool // made by NewCommandCallbackHook: a plan checks its env (see NewPlan)
 }
 
 // NewCallbackHook returns a callback hook named displayString that runs cb and

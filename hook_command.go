@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"sort"
@@ -334,7 +335,8 @@ func (h *CommandHook) outputLogger(ctx context.Context, edge Edge, env Env) *slo
 // (SIGTERM, SIGKILL after DefaultKillGrace) when its ctx is done. The error
 // names the program and says how it failed; it carries the last
 // MaxHookLogSizeDefault bytes of the program's output, which
-// CallbackHookReport.Output returns.
+// CallbackHookReport.Output returns. NewCommandCallbackHook makes the
+// callback hook of it whose env a plan checks before any hook runs.
 func NewCommandCallback(name, path string, args []string, env Env, timeout time.Duration) HookJobCallback {
 	h := &CommandHook{
 		path:         path,
@@ -344,23 +346,28 @@ func NewCommandCallback(name, path string, args []string, env Env, timeout time.
 		killGrace:    DefaultKillGrace,
 		maxLogSize:   MaxHookLogSizeDefault,
 	}
-	envCopy := make(Env, len(env))
-	for k, v := range env {
-		envCopy[k] = v
-	}
+	envCopy := copyEnv(env)
 	return func(ctx context.Context) error {
 		env := envCopy
 		if planEnv := CallbackEnv(ctx); len(planEnv) > 0 {
 			env = copyEnv(planEnv)
-			for k, v := range envCopy {
-				env[k] = v
-			}
+			maps.Copy(env, envCopy)
 		}
 		if out, err := h.exec(ctx, Callback, env); err != nil {
 			return &outputError{err: fmt.Errorf("%s: %w", shellQuote(path), err), output: out}
 		}
 		return nil
 	}
+}
+
+// NewCommandCallbackHook returns NewCallbackHook(name,
+// NewCommandCallback(name, path, args, env, timeout), nil), marked as a
+// callback that starts a program: NewPlan and NewJobPlan check the env they
+// give it against Linux's limits, as they check a command hook's.
+func NewCommandCallbackHook(name, path string, args []string, env Env, timeout time.Duration) *CallbackHook {
+	h := NewCallbackHook(name, NewCommandCallback(name, path, args, env, timeout), nil)
+	h.startsProgram = true
+	return h
 }
 
 // outputError is an error of a program that carries the end of its output.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"strconv"
 	"strings"
@@ -245,9 +246,7 @@ func NewHookEnv(edge Edge, phase Phase, dryRun bool, timeout time.Duration, extr
 		env[EnvDryRun] = "true"
 	}
 	env[EnvTimeout] = strconv.FormatInt(int64(timeout/time.Second), 10)
-	for k, v := range extra {
-		env[k] = v
-	}
+	maps.Copy(env, extra)
 	return env
 }
 
@@ -394,54 +393,43 @@ func stepName(h Hook, edge Edge) (name string) {
 	return es.EdgeString(edge)
 }
 
-// hookErrIsFatal returns h.ErrIsFatal(), or true if it panics: a hook that
-// cannot say is treated as one whose failure must stop the snapshot.
-func hookErrIsFatal(h Hook) (fatal bool) {
-	defer func() {
-		if recover() != nil {
-			fatal = true
-		}
-	}()
-	return h.ErrIsFatal()
-}
+// hookErrIsFatal returns h.ErrIsFatal(), or true if h is nil or it panics: a
+// hook that cannot say is treated as one whose failure must stop the
+// snapshot.
+func hookErrIsFatal(h Hook) bool { return h == nil || ask(true, h.ErrIsFatal) }
 
 // postOnPreError reports whether h asks for its Post edge after a failed Pre
 // edge (false if it panics).
-func postOnPreError(h Hook) (yes bool) {
-	defer func() {
-		if recover() != nil {
-			yes = false
-		}
-	}()
+func postOnPreError(h Hook) bool {
 	x, ok := h.(postOnPreErrorer)
-	return ok && x.PostOnPreError()
+	return ok && ask(false, x.PostOnPreError)
 }
 
 // hookTimeout returns the timeout of h, or DefaultHookTimeout if h has none
 // (or Timeout panics).
-func hookTimeout(h Hook) (d time.Duration) {
-	defer func() {
-		if recover() != nil {
-			d = DefaultHookTimeout
+func hookTimeout(h Hook) time.Duration {
+	if t, ok := h.(timeouter); ok {
+		if d := ask(0, t.Timeout); d > 0 {
+			return d
 		}
-	}()
-	if t, ok := h.(timeouter); ok && t.Timeout() > 0 {
-		return t.Timeout()
 	}
 	return DefaultHookTimeout
 }
 
-// wantsSkip reports whether rep asks to skip the snapshot without an error.
-func wantsSkip(rep HookReport) bool {
-	s, ok := rep.(SkipReport)
-	return ok && !rep.HadError() && s.SkipSnapshot()
+// ask returns f(), or fallback if f panics.
+func ask[T any](fallback T, f func() T) (v T) {
+	defer func() {
+		if recover() != nil {
+			v = fallback
+		}
+	}()
+	return f()
 }
 
 // copyEnv returns a copy of env that the caller may change.
 func copyEnv(env Env) Env {
-	out := make(Env, len(env)+2)
-	for k, v := range env {
-		out[k] = v
+	if env == nil {
+		return Env{}
 	}
-	return out
+	return maps.Clone(env)
 }

@@ -2,6 +2,8 @@ package hooks
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"math"
 	"sync/atomic"
 	"testing"
@@ -319,4 +321,80 @@ func TestSetPostEnv(t *testing.T) {
 		assert.Equal(t, "ok", env[EnvPreResult])
 		assert.Equal(t, "tank/db", env[EnvFS])
 	}
+}
+
+// TestUnwindingDeadlineGivesEveryPostEdgeItsBound: the Post edges share one
+// deadline, the sum of their hooks' timeouts (DefaultHookTimeout for none)
+// plus postBackstop each, so every edge starts with at least its own bound
+// left, and no more than the sum.
+func TestUnwindingDeadlineGivesEveryPostEdgeItsBound(t *testing.T) {
+	t.Parallel()
+	timeouts := []time.Duration{time.Hour, time.Minute, 0}
+	left := make([]time.Duration, len(timeouts))
+	var list List
+	var budget time.Duration
+	for i, d := range timeouts {
+		h := &testHook{name: fmt.Sprint("h", i), timeout: d, post: func(ctx context.Context) error {
+			deadline, ok := ctx.Deadline()
+			if !ok {
+				return errors.New("no deadline")
+			}
+			left[i] = time.Until(deadline)
+			return nil
+		}}
+		list = append(list, h)
+		budget += hookTimeout(h) + postBackstop
+	}
+	rep := runPlan(t, context.Background(), list, func(context.Context) error { return nil })
+	require.False(t, rep.HadError(), "%s", reportErrors(rep))
+	for i, h := range list {
+		assert.GreaterOrEqual(t, left[i], hookTimeout(h)+postBackstop-time.Second/2, "post edge of %s", h)
+		assert.LessOrEqual(t, left[i], budget, "post edge of %s", h)
+	}
+	assert.Greater(t, left[2], hookTimeout(list[1])+hookTimeout(list[0]), "the first edge to unwind has the others' bounds too")
+}
+
+// TestUnwindingDeadlineIsRenewedAfterAnOverrun: a Post edge that ignores its
+// ctx and runs past its share does not cut short the edges unwound after it:
+// the next one starts with its own bound left.
+func TestUnwindingDeadlineIsRenewedAfterAnOverrun(t *testing.T) {
+	t.Parallel()
+	const tiny = time.Millisecond // each bound is tiny + postBackstop; the budget twice that
+	var aLeft time.Duration
+	var aAlive bool
+	a := &testHook{name: "a", timeout: tiny, post: func(ctx context.Context) error {
+		deadline, _ := ctx.Deadline()
+		aLeft, aAlive = time.Until(deadline), ctx.Err() == nil
+		return nil
+	}}
+	b := &testHook{name: "b", timeout: tiny, post: func(context.Context) error {
+		time.Sleep(postBackstop * 3 / 2) // ignores its ctx: leaves a half of a's bound
+		return nil
+	}}
+	rep := runPlan(t, context.Background(), List{a, b}, func(context.Context) error { return nil })
+	require.False(t, rep.HadError(), "%s", reportErrors(rep))
+	assert.True(t, aAlive, "a's post edge starts with a live ctx")
+	assert.Greater(t, aLeft, (tiny+postBackstop)*3/4, "a's post edge starts with its own bound left, not what b left of the budget")
+}
+
+// TestUnwindingDeadlineStopsPostEdgesThatWait: Post edges that honour their
+// ctx but would wait for ever return when the deadline passes: the first at
+// the unwinding's deadline, the sum of both bounds; the second, which then
+// has no time left, at a deadline of its own bound.
+func TestUnwindingDeadlineStopsPostEdgesThatWait(t *testing.T) {
+	t.Parallel()
+	wait := func(ctx context.Context) error {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	const tiny = time.Millisecond
+	a := &testHook{name: "a", timeout: tiny, post: wait}
+	b := &testHook{name: "b", timeout: tiny, post: wait}
+	rep := runPlan(t, context.Background(), List{a, b}, func(context.Context) error { return nil })
+	require.Equal(t, []StepStatus{ok, ok, ok, fail, fail}, statuses(rep))
+	for _, s := range rep[3:] {
+		assert.ErrorIs(t, s.Report.(*testReport).err, context.DeadlineExceeded, "%s", s.Hook)
+	}
+	assert.GreaterOrEqual(t, rep[3].End.Sub(rep[3].Begin), 2*(tiny+postBackstop), "b's post edge had the unwinding's deadline")
+	assert.GreaterOrEqual(t, rep[4].End.Sub(rep[4].Begin), tiny+postBackstop, "a's post edge had its own bound")
 }

@@ -204,7 +204,7 @@ func (o *runOptions) callback(job runJob) *hooks.CallbackHook {
 	// The plan gives CMD the datasets and the snapshot name (and
 	// ZREPL_CONSISTENCY), as it gives them to the hooks.
 	env := hooks.Env{hooks.EnvDryRun: dryRun}
-	return hooks.NewCallbackHook(display, hooks.NewCommandCallback(display, job.cmdPath, job.argv[1:], env, o.timeout), nil)
+	return hooks.NewCommandCallbackHook(display, job.cmdPath, job.argv[1:], env, o.timeout)
 }
 
 // runOutput is where a run writes while the plan runs: the log, through the
